@@ -1,0 +1,131 @@
+# mlboot: build, test, demo, benchmark and install.
+#
+#   make                 build $(BUILD)/mlboot
+#   make check           install missing test dependencies, build, run all tests
+#   make check SANITIZE=1  the same with AddressSanitizer and UBSan (no recover)
+#   make demo            start the testbed, build a bundle, install, report
+#   make bench           benchmarks, each printed as a ratio against a peer tool
+#   make fuzz            build the libFuzzer targets with clang and run each briefly
+#   make install         PREFIX=/usr/local DESTDIR=
+#
+# BUILD selects the output folder, so several builds can share one tree.
+
+VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
+PREFIX    ?= /usr/local
+BINDIR    ?= $(PREFIX)/bin
+DATADIR   ?= $(PREFIX)/share
+MANDIR    ?= $(DATADIR)/man
+DOCDIR    ?= $(DATADIR)/doc/mlboot
+UNITDIR   ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+DESTDIR   ?=
+
+# V=1 prints whole compiler command lines.
+Q         := $(if $(filter 1,$(V)),,@)
+SANITIZE  ?=
+DEVELOPER ?= 1
+CC        ?= cc
+ifeq ($(SANITIZE),1)
+BUILD     ?= build-sanitize
+else
+BUILD     ?= build
+endif
+
+PACKAGES  := libcurl libarchive yaml-0.1 libssh2 openssl libzstd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PACKAGES) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PACKAGES) 2>/dev/null || echo -lcurl -larchive -lyaml -lssh2 -lssl -lcrypto -lzstd)
+
+WARNINGS  := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
+             -Wmissing-prototypes -Wvla -Wwrite-strings
+ifeq ($(DEVELOPER),1)
+WARNINGS  += -Werror
+endif
+
+ifeq ($(SANITIZE),1)
+OPTIMIZE  := -O1 -g -fno-omit-frame-pointer \
+             -fsanitize=address,undefined -fno-sanitize-recover=all
+LINK_SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=all
+else
+OPTIMIZE  := -O2 -g -D_FORTIFY_SOURCE=2
+LINK_SANITIZE :=
+endif
+
+BUILD_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPTIMIZE) $(WARNINGS) \
+                -fstack-protector-strong -fPIE -pthread \
+                -Icommon -Inode -Iimages -Iairgap -Ibootstrap $(PKG_CFLAGS) $(CFLAGS)
+BUILD_LDFLAGS := -pie -Wl,-z,relro,-z,now -pthread $(LINK_SANITIZE) $(LDFLAGS)
+DEFINES   := -DMLBOOT_VERSION='"$(VERSION)"' \
+             -DMLBOOT_BUILD_FLAGS='"$(strip $(OPTIMIZE) -fstack-protector-strong -fPIE -pie -Wl,-z,relro,-z,now)"'
+
+MODULES   := common node images airgap bootstrap
+LIB_SRC   := $(filter-out bootstrap/main.c,$(wildcard $(addsuffix /*.c,$(MODULES))))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all check unit integration deps demo bench fuzz install clean
+all: $(BUILD)/mlboot
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(BUILD_CFLAGS) $(DEFINES) -MMD -MP -c $< -o $@
+
+$(BUILD)/libmlboot.a: $(LIB_OBJ)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(BUILD)/mlboot: $(BUILD)/bootstrap/main.o $(BUILD)/libmlboot.a
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(BUILD_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmlboot.a
+	@mkdir -p $(dir $@)
+	@echo "  TEST    $@"
+	$(Q)$(CC) $(BUILD_CFLAGS) $(DEFINES) $(BUILD_LDFLAGS) -o $@ $< $(BUILD)/libmlboot.a $(PKG_LIBS) -lcmocka
+
+deps:
+	@tests/install-deps
+
+unit: $(UNIT_BIN)
+	@BUILD=$(BUILD) tests/run unit
+
+integration: $(BUILD)/mlboot
+	@BUILD=$(BUILD) tests/run integration
+
+# check installs what is missing first, then builds, then runs every test.
+check: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@BUILD=$(BUILD) tests/run all
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tests/integration/demo
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tests/bench/run
+
+fuzz: deps
+	@BUILD=build-fuzz tests/fuzz/run $(FUZZ_SRC)
+
+install: $(BUILD)/mlboot
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 \
+	           $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/mlboot
+	install -m 0755 $(BUILD)/mlboot $(DESTDIR)$(BINDIR)/mlboot
+	for unit in systemd/*.service systemd/*.timer; do \
+		[ -e "$$unit" ] || continue; \
+		sed 's|@BINDIR@|$(BINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' "$$unit" > $(DESTDIR)$(UNITDIR)/$$(basename "$$unit"); \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename "$$unit"); \
+	done
+	[ ! -e systemd/mlboot.env ] || [ -e $(DESTDIR)$(SYSCONFDIR)/mlboot/mlboot.env ] || \
+		install -m 0644 systemd/mlboot.env $(DESTDIR)$(SYSCONFDIR)/mlboot/mlboot.env
+	[ ! -e docs/mlboot.1 ] || install -m 0644 docs/mlboot.1 $(DESTDIR)$(MANDIR)/man1/mlboot.1
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	[ ! -e docs/mlboot.yaml.example ] || install -m 0644 docs/mlboot.yaml.example $(DESTDIR)$(DOCDIR)/
+
+clean:
+	rm -rf build build-sanitize build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(BUILD)/bootstrap/main.d
