@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "common.h"
 
@@ -40,6 +41,9 @@ struct kube_exec {
 	char **args;             /* NULL-terminated */
 	char **env;              /* NULL-terminated "NAME=value" */
 	char *api_version;       /* client.authentication.k8s.io/v1 or v1beta1 */
+	char *interactive_mode;  /* Never or IfAvailable; mlboot never prompts */
+	char *install_hint;      /* shown when the command cannot be run; may be NULL */
+	bool provide_cluster_info;   /* pass the cluster in KUBERNETES_EXEC_INFO */
 };
 
 /* What one context of a kubeconfig resolves to. */
@@ -127,7 +131,7 @@ int kube_discover(struct kube_client *client, bool refresh);
 /*
  * Finds the resource for apiVersion and kind, reading discovery when
  * needed and once more on a miss (CRDs register new kinds). -ENOENT when
- * the server does not serve it.
+ * the server does not serve it. *out stays valid until kube_client_free().
  */
 int kube_resource_find(struct kube_client *client, const char *api_version, const char *kind,
 		       const struct kube_resource **out);
@@ -167,6 +171,7 @@ struct kube_version {
 	int major;
 	int minor;
 	int patch;
+	bool pre_release;        /* -alpha.N, -beta.N or -rc.N; vendor suffixes are not */
 	char git_version[64];
 };
 /* GET /version. */
@@ -178,5 +183,53 @@ int kube_server_version(struct kube_client *client, struct kube_version *out);
  */
 int kube_version_parse(const char *git_version, const char *major, const char *minor,
 		       struct kube_version *out);
+
+/*
+ * Returns the message of the last kube_* or kubeconfig_* call that failed in this
+ * thread: what failed, on which file, server or object, and what to do.
+ * Library calls log it at debug level only, so the caller logs it once,
+ * for example log_errno(LOG_ERR, r, "%s", kube_last_error()).
+ */
+const char *kube_last_error(void);
+
+/* Reads a token file (at most 64 KiB) and trims trailing white space. */
+int kube_token_file_read(const char *path, char **out);
+
+/* Credential that an exec plugin printed: a token, or a client certificate and key. */
+struct kube_exec_credential {
+	char *token;                 /* secret */
+	struct buf client_cert_pem;
+	struct buf client_key_pem;   /* secret */
+	time_t expiry;               /* expirationTimestamp; 0 when the plugin gave none */
+};
+
+/* Time an exec credential plugin may run before it is killed. */
+#define KUBE_EXEC_TIMEOUT_MS 60000L
+
+/*
+ * Runs credentials->exec with its args and env plus KUBERNETES_EXEC_INFO,
+ * stdin from /dev/null, and reads an ExecCredential from its stdout (at
+ * most 1 MiB). Blocks until the plugin exits or timeout_ms passes (0:
+ * KUBE_EXEC_TIMEOUT_MS), then kills its process group. Returns
+ * MLB_EDENIED when the plugin cannot run, fails or times out, and
+ * MLB_EINPUT when its output is not an ExecCredential of the configured
+ * apiVersion or contains neither a token nor a certificate and key.
+ */
+int kube_exec_credential_get(const struct kube_credentials *credentials, long timeout_ms,
+			     struct kube_exec_credential *out);
+void kube_exec_credential_release(struct kube_exec_credential *credential);
+
+/* Counters of one client, for benchmarks and tests. */
+struct kube_client_stats {
+	unsigned long requests;      /* HTTP requests sent, retries included */
+	unsigned long retries;
+	unsigned long connections;   /* TCP connections libcurl opened */
+};
+void kube_client_get_stats(const struct kube_client *client, struct kube_client_stats *out);
+
+/* Splits "group/version" or "v1" (the core group: group "") into new strings. */
+int kube_api_version_split(const char *api_version, char **group, char **version);
+/* Writes the discovery path of a group version: /api/v1 for the core group, else /apis/GROUP/VERSION. */
+int kube_group_version_path(const char *group, const char *version, char **out);
 
 #endif
