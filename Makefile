@@ -125,6 +125,14 @@ install: $(BUILD)/mlboot
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 	[ ! -e docs/mlboot.yaml.example ] || install -m 0644 docs/mlboot.yaml.example $(DESTDIR)$(DOCDIR)/
 
+# node-probe drives the node module from tests/integration/test_ssh_*.sh. It
+# links only the node and common modules, which are all it uses.
+NODE_PROBE_OBJ := $(filter $(BUILD)/common/% $(BUILD)/node/%,$(LIB_OBJ))
+$(BUILD)/tests/node-probe: tests/integration/node-probe.c $(NODE_PROBE_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(BUILD_CFLAGS) $(DEFINES) $(BUILD_LDFLAGS) -o $@ $< $(NODE_PROBE_OBJ) $(PKG_LIBS)
+
 clean:
 	rm -rf build build-sanitize build-fuzz
 
