@@ -27,7 +27,8 @@ int buf_append_str(struct buf *b, const char *text);
 int buf_append_char(struct buf *b, char c);
 int buf_printf(struct buf *b, const char *format, ...)
 	__attribute__((format(printf, 2, 3)));
-int buf_vprintf(struct buf *b, const char *format, va_list args);
+int buf_vprintf(struct buf *b, const char *format, va_list args)
+	__attribute__((format(printf, 2, 0)));
 /* Makes room for len more bytes without changing the length. */
 int buf_reserve(struct buf *b, size_t len);
 /* Returns the data as a C string; "" for an empty buffer. */
