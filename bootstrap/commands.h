@@ -30,5 +30,11 @@ int cli_usage_error(const char *command, const char *format, ...)
 
 int cmd_help(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
+int cmd_bundle(int argc, char **argv);
+int cmd_preflight(int argc, char **argv);
+int cmd_install(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 #endif

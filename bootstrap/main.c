@@ -13,6 +13,12 @@ struct cli_settings cli_settings = { .progress = true };
 static const struct command commands[] = {
 	{ "help",      cmd_help,      "show the commands, or the help of one" },
 	{ "version",   cmd_version,   "print the version, libraries and build flags" },
+	{ "keygen",    cmd_keygen,    "create an Ed25519 key pair for signing bundles" },
+	{ "bundle",    cmd_bundle,    "build, verify, inspect or unpack an air-gapped bundle" },
+	{ "preflight", cmd_preflight, "check the cluster before an install; changes nothing" },
+	{ "install",   cmd_install,   "install the bundle's platform; re-runs go on where the last stopped" },
+	{ "status",    cmd_status,    "show what the install journal records as done, failed or pending" },
+	{ "check",     cmd_check,     "check that the installed platform works; one report of every check" },
 };
 
 static const char main_usage[] =
