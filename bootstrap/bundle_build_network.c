@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bundle_network.h"
 #include "commands.h"
@@ -59,6 +60,11 @@ struct build_state {
 	struct bundle_image_name *images;
 	size_t image_count;
 	size_t problems;
+	/* File names the manifests of the component being walked have in the
+	 * bundle; manifest_names_active is false while other lists are walked. */
+	char **manifest_names;
+	size_t manifest_name_count;
+	bool manifest_names_active;
 };
 
 /* --- Options ------------------------------------------------------------------ */
@@ -322,6 +328,112 @@ static int absolute_path(struct build_state *state, struct doc_node *item)
 	return r;
 }
 
+static void manifest_names_clear(struct build_state *state)
+{
+	for (size_t i = 0; i < state->manifest_name_count; i++)
+		free(state->manifest_names[i]);
+	free(state->manifest_names);
+	state->manifest_names = NULL;
+	state->manifest_name_count = 0;
+}
+
+static bool manifest_name_taken(const struct build_state *state, const char *name)
+{
+	for (size_t i = 0; i < state->manifest_name_count; i++)
+		if (strcmp(state->manifest_names[i], name) == 0)
+			return true;
+	return false;
+}
+
+static int manifest_name_add(struct build_state *state, const char *name)
+{
+	char **grown = realloc(state->manifest_names, (state->manifest_name_count + 1) * sizeof(*grown));
+
+	if (!grown)
+		return -ENOMEM;
+	state->manifest_names = grown;
+	grown[state->manifest_name_count] = strdup(name);
+	if (!grown[state->manifest_name_count])
+		return -ENOMEM;
+	state->manifest_name_count++;
+	return 0;
+}
+
+/* Records the file names of a component's manifests that have a local path. */
+static int manifest_names_collect(struct build_state *state, const struct doc_node *component)
+{
+	const struct doc_node *list = doc_get(component, "manifests");
+	int r = 0;
+
+	manifest_names_clear(state);
+	for (size_t j = 0; r == 0 && list && list->type == DOC_SEQ && j < list->count; j++) {
+		const char *path = doc_get_string(list->items[j], "path");
+		const char *slash = path ? strrchr(path, '/') : NULL;
+
+		if (path)
+			r = manifest_name_add(state, slash ? slash + 1 : path);
+	}
+	return r;
+}
+
+/*
+ * Writes the last segment of a URL's path ("cert-manager.yaml") to out.
+ * False when the URL has no path, or the segment is not a valid bundle
+ * file name (letters, digits, '.', '_' and '-', not starting with '.').
+ */
+static bool url_file_name(const char *url, char *out, size_t size)
+{
+	const char *scheme = strstr(url, "://");
+	const char *path = scheme ? strchr(scheme + 3, '/') : NULL;
+	const char *end = url + strcspn(url, "?#");
+	const char *start = end;
+	size_t len;
+
+	if (!path || path >= end)
+		return false;
+	while (start > path + 1 && start[-1] != '/')
+		start--;
+	len = (size_t)(end - start);
+	if (len == 0 || len >= size || len > 255 || start[0] == '.')
+		return false;
+	memcpy(out, start, len);
+	out[len] = '\0';
+	return strspn(out, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == len;
+}
+
+/*
+ * Gives a fetched manifest the file name of its URL: the writer stores a
+ * manifest under its file name, and the cache names files by their sha256.
+ * A hard link DIR/names/HEX/NAME to DIR/sha256/HEX gives both. On success
+ * path is replaced by the link's path; when the name is not usable, path
+ * is left as it is and the manifest is stored under its sha256.
+ */
+static int name_fetched_manifest(struct build_state *state, const char *url, const char *sha256, char *path,
+				 size_t size)
+{
+	char name[256], dir[PATH_BYTES], named[PATH_BYTES];
+	int r;
+
+	if (!state->manifest_names_active || !url_file_name(url, name, sizeof(name)) ||
+	    manifest_name_taken(state, name))
+		return 0;
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/names/%s", state->network->cache_dir, sha256) >= sizeof(dir) ||
+	    (size_t)snprintf(named, sizeof(named), "%s/%s", dir, name) >= sizeof(named) || strlen(named) >= size)
+		return 0;
+	r = file_mkdir_parents(dir, 0755);
+	if (r == 0 && link(path, named) < 0 && errno != EEXIST)
+		r = -errno;
+	if (r < 0) {
+		log_debug("failed to link '%s' as '%s' (%s): the manifest keeps its sha256 as its name", path, named,
+			  mlb_strerror(r));
+		return 0;
+	}
+	r = manifest_name_add(state, name);
+	if (r == 0)
+		snprintf(path, size, "%s", named);
+	return r;
+}
+
 /* A manifest or binary item with url: fetched into the cache and rewritten to its path. */
 static int fetch_item(struct build_state *state, struct doc_node *item, const char *field)
 {
@@ -367,6 +479,8 @@ static int fetch_item(struct build_state *state, struct doc_node *item, const ch
 		log_info("fetched '%s' (%llu bytes%s)", url, (unsigned long long)result.size,
 			 result.resumed_from ? ", resumed" : "");
 	r = lock_add(&state->new_files, url, result.sha256);
+	if (r == 0)
+		r = name_fetched_manifest(state, url, result.sha256, path, sizeof(path));
 	if (r == 0)
 		r = doc_map_remove(item, "url") ? 0 : -EINVAL;
 	if (r == 0)
@@ -416,6 +530,20 @@ static int remember_image(struct build_state *state, const struct image_referenc
 	return 0;
 }
 
+/*
+ * Writes the registry that the images of source are pulled from, for
+ * messages: "the registry quay.io", or "the registry 127.0.0.1:5000 (the
+ * mirror of quay.io)".
+ */
+static const char *registry_for(const struct bundle_network *network, const char *source, char *out, size_t size)
+{
+	snprintf(out, size, "the registry %s", source);
+	for (size_t i = 0; i < network->mirror_count; i++)
+		if (strcmp(network->mirrors[i].source, source) == 0)
+			snprintf(out, size, "the registry %s (the mirror of %s)", network->mirrors[i].mirror, source);
+	return out;
+}
+
 /* An image item: pulled when it has no path; recorded for the manifest check either way. */
 static int pull_item(struct build_state *state, struct doc_node *item, const char *field)
 {
@@ -452,6 +580,14 @@ static int pull_item(struct build_state *state, struct doc_node *item, const cha
 	if (r < 0)
 		return r;
 	r = registry_pull(state->client, &ref, pin, state->layout, digest);
+	if (r == -ENOENT) {
+		char registry[2 * IMAGE_REGISTRY_MAX + 64];
+
+		/* Counted as a problem, so that one build lists every missing image. */
+		problem(state, "%s: the image '%s' was not found: %s has no such repository, tag, digest or blob", field,
+			normalised, registry_for(network, ref.registry, registry, sizeof(registry)));
+		return 0;
+	}
 	if (r < 0) {
 		if (r == MLB_EINTEGRITY && pin)
 			log_error("%s: the image '%s' does not have the pinned digest %s, or its content does not match its digests",
@@ -624,7 +760,11 @@ static int fetch_sources(struct build_state *state)
 	if (!components || components->type != DOC_SEQ)
 		return 0;
 	for (size_t i = 0; r == 0 && i < components->count; i++) {
-		r = walk_items(state, components->items[i], i, "manifests", fetch_item);
+		r = manifest_names_collect(state, components->items[i]);
+		state->manifest_names_active = true;
+		if (r == 0)
+			r = walk_items(state, components->items[i], i, "manifests", fetch_item);
+		state->manifest_names_active = false;
 		if (r == 0)
 			r = walk_items(state, components->items[i], i, "binaries", fetch_item);
 		if (r == 0)
@@ -746,6 +886,7 @@ out:
 	lock_list_release(&state.new_files);
 	lock_list_release(&state.new_images);
 	free(state.images);
+	manifest_names_clear(&state);
 	doc_free(state.catalog);
 	buf_release(&data);
 	return r;

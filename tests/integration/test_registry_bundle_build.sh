@@ -146,6 +146,11 @@ grep -q 'name: "docker.io/library/tiny:1.0"' "$lock" || fail "catalog.lock lacks
 "$MLBOOT" bundle inspect "$work/first.bundle" >"$work/inspect" 2>/dev/null || fail "inspect failed"
 grep -q "docker.io/library/tiny:1.0" "$work/inspect" || fail "the bundle lacks docker.io/library/tiny:1.0"
 grep -q "$registry/demo/alpha:1.0" "$work/inspect" || fail "the bundle lacks the alpha image"
+# A manifest fetched from a URL is stored under the URL's file name, not its sha256.
+"$MLBOOT" bundle inspect -o json "$work/first.bundle" >"$work/inspect.json" 2>/dev/null || fail "inspect -o json failed"
+grep -q '"components/app/manifests/app.yaml"' "$work/inspect.json" ||
+	fail "the fetched manifest is not stored as components/app/manifests/app.yaml: $(cat "$work/inspect.json")"
+grep -q "components/app/manifests/$app_sha" "$work/inspect.json" && fail "the fetched manifest is stored under its sha256"
 
 # --- Second build: everything is pinned and cached, so nothing is requested ---
 registry_requests=$(grep -c 'response completed' "$work/registry/registry.log")
@@ -182,6 +187,33 @@ build -f "$src/missing.yaml" -o "$work/missing.bundle" --cache "$cache" >/dev/nu
 grep -q "the image '$registry/demo/not-listed:2.0' is not in the bundle" "$work/err" ||
 	fail "the missing image was not named: $(cat "$work/err")"
 [ ! -e "$work/missing.bundle" ] || fail "a bundle was written though an image is missing"
+
+# --- Images the registry does not have: each is named, and none is pulled -----
+cat >"$src/absent.yaml" <<YAML
+apiVersion: mlboot.dev/v1alpha1
+kind: Catalog
+metadata: {name: absent}
+spec:
+  version: 1.0.0
+  kubernetes: {minVersion: "1.24", maxVersion: "1.33"}
+  platforms: [linux/amd64]
+  components:
+  - name: app
+    version: "1.0"
+    images:
+    - name: $registry/demo/absent:1.0
+    - name: tiny:1.0
+    - name: $registry/demo/alpha:9.9
+YAML
+status=0
+build -f "$src/absent.yaml" -o "$work/absent.bundle" --cache "$work/absent-cache" >/dev/null 2>"$work/err" || status=$?
+[ "$status" -eq 3 ] || fail "images missing from the registry gave exit status $status, expected 3: $(tail -n 5 "$work/err")"
+grep -q "the image '$registry/demo/absent:1.0' was not found: the registry $registry has no such" "$work/err" ||
+	fail "the missing repository was not named: $(cat "$work/err")"
+grep -q "the image '$registry/demo/alpha:9.9' was not found" "$work/err" ||
+	fail "the missing tag was not named, or the build stopped at the first missing image: $(cat "$work/err")"
+grep -q "docker.io/library/tiny:1.0' was not found" "$work/err" && fail "an image the mirror has was reported missing"
+[ ! -e "$work/absent.bundle" ] || fail "a bundle was written though images are missing"
 
 # --- A tampered download fails its pin and is deleted ---------------------------
 cat >"$src/tampered.yaml" <<YAML

@@ -69,10 +69,13 @@ registry_stop() {
 
 # registry_count DIR PATTERN: how many completed GET requests in the
 # registry's log have a URI matching the extended regular expression PATTERN.
+# The log quotes a URI only when it has characters such as ':' (a digest),
+# so both forms are read. PATTERN is matched against the bare URI.
 registry_count() {
 	local dir=$1 pattern=$2
 	grep 'response completed' "$dir/registry.log" | grep 'http.request.method=GET' |
-		grep -oE 'http.request.uri="[^"]*"' | grep -cE "$pattern" || true
+		grep -oE 'http.request.uri=("[^"]*"|[^ "]*)' | sed -e 's/^http.request.uri=//' -e 's/^"//' -e 's/"$//' |
+		grep -cE "$pattern" || true
 }
 
 # registry_push ARCHIVE DESTINATION CERTS [CREDS]: copies an OCI archive to
