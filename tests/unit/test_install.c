@@ -1,0 +1,381 @@
+/*
+ * Tests for the pure parts of the install: object rewrites, waves and
+ * scopes, step digests, readiness gates, webhook matching, the model's
+ * storage check and the parsing of what a node's containerd lists.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common.h"
+#include "install.h"
+
+static struct doc_node *parse(const char *text)
+{
+	struct doc_node *node = NULL;
+	struct doc_error error;
+
+	assert_int_equal(doc_parse(text, strlen(text), NULL, &node, &error), 0);
+	return node;
+}
+
+static int ready(const char *text, char *why, size_t size)
+{
+	struct doc_node *object = parse(text);
+	int r = install_ready_evaluate(object, why, size);
+
+	doc_free(object);
+	return r;
+}
+
+static void rewrite_adds_labels_and_namespace(void **state)
+{
+	struct install_rewrites rewrites = { 0 };
+	struct doc_node *object = parse("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa\n"
+					"  labels: {app: x}\n");
+
+	(void)state;
+	assert_int_equal(install_object_rewrite(object, "kserve", "1.2.3", "kserve", true, &rewrites), 0);
+	assert_string_equal(doc_find_string(object, "metadata", "labels", "app", NULL), "x");
+	assert_string_equal(doc_find_string(object, "metadata", "labels", INSTALL_LABEL_MANAGED_BY, NULL), "mlboot");
+	assert_string_equal(doc_find_string(object, "metadata", "labels", INSTALL_LABEL_COMPONENT, NULL), "kserve");
+	assert_string_equal(doc_find_string(object, "metadata", "labels", INSTALL_LABEL_VERSION, NULL), "1.2.3");
+	assert_string_equal(doc_find_string(object, "metadata", "namespace", NULL), "kserve");
+	assert_int_equal(rewrites.namespace_added, 1);
+	doc_free(object);
+}
+
+static void rewrite_keeps_given_namespace(void **state)
+{
+	struct install_rewrites rewrites = { 0 };
+	struct doc_node *object = parse("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: other}\n");
+
+	(void)state;
+	assert_int_equal(install_object_rewrite(object, "c", "1", "kserve", true, &rewrites), 0);
+	assert_string_equal(doc_find_string(object, "metadata", "namespace", NULL), "other");
+	assert_int_equal(rewrites.namespace_added, 0);
+	doc_free(object);
+}
+
+static void rewrite_cluster_scoped_gets_no_namespace(void **state)
+{
+	struct install_rewrites rewrites = { 0 };
+	struct doc_node *object = parse("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\n"
+					"metadata: {name: r, labels: null}\n");
+
+	(void)state;
+	assert_int_equal(install_object_rewrite(object, "c", "1", "ns", false, &rewrites), 0);
+	assert_null(doc_find(object, "metadata", "namespace", NULL));
+	assert_string_equal(doc_find_string(object, "metadata", "labels", INSTALL_LABEL_COMPONENT, NULL), "c");
+	doc_free(object);
+}
+
+static void rewrite_pull_policy_everywhere(void **state)
+{
+	struct install_rewrites rewrites = { 0 };
+	struct doc_node *object = parse(
+		"apiVersion: serving.kserve.io/v1alpha1\nkind: ClusterServingRuntime\nmetadata: {name: r}\n"
+		"spec:\n"
+		"  containers:\n"
+		"  - {name: a, image: x, imagePullPolicy: Always}\n"
+		"  - {name: b, image: y, imagePullPolicy: Never}\n"
+		"  template:\n"
+		"    spec:\n"
+		"      initContainers: [{name: c, image: z, imagePullPolicy: Always}]\n"
+		"      ephemeralContainers: [{name: d, image: z, imagePullPolicy: Always}]\n");
+	const struct doc_node *containers;
+
+	(void)state;
+	assert_int_equal(install_object_rewrite(object, "c", "1", NULL, false, &rewrites), 0);
+	assert_int_equal(rewrites.pull_policy, 3);
+	containers = doc_find(object, "spec", "containers", NULL);
+	assert_string_equal(doc_get_string(containers->items[0], "imagePullPolicy"), "IfNotPresent");
+	assert_string_equal(doc_get_string(containers->items[1], "imagePullPolicy"), "Never");
+	doc_free(object);
+}
+
+static void wave_of_objects(void **state)
+{
+	struct doc_node *crd = parse("apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
+				     "metadata: {name: a.b}\n");
+	struct doc_node *namespace = parse("apiVersion: v1\nkind: Namespace\nmetadata: {name: n}\n");
+	struct doc_node *role = parse("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: r}\n");
+	struct doc_node *deployment = parse("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n");
+
+	(void)state;
+	assert_int_equal(install_object_wave(crd, false), INSTALL_WAVE_CRDS);
+	assert_int_equal(install_object_wave(namespace, false), INSTALL_WAVE_NAMESPACES);
+	assert_int_equal(install_object_wave(role, false), INSTALL_WAVE_CLUSTER);
+	assert_int_equal(install_object_wave(deployment, true), INSTALL_WAVE_REST);
+	assert_string_equal(install_wave_name(INSTALL_WAVE_CLUSTER), "cluster");
+	doc_free(crd);
+	doc_free(namespace);
+	doc_free(role);
+	doc_free(deployment);
+}
+
+static void scope_of_builtin_and_crd_kinds(void **state)
+{
+	struct install_crd_scopes scopes = { 0 };
+	struct doc_node *crd = parse("apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
+				     "metadata: {name: clusterissuers.cert-manager.io}\n"
+				     "spec: {group: cert-manager.io, scope: Cluster, names: {kind: ClusterIssuer}}\n");
+
+	(void)state;
+	assert_int_equal(install_builtin_scope("v1", "Namespace"), 1);
+	assert_int_equal(install_builtin_scope("v1", "ConfigMap"), 0);
+	assert_int_equal(install_builtin_scope("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"), 1);
+	assert_int_equal(install_builtin_scope("apps/v1", "Deployment"), 0);
+	assert_int_equal(install_builtin_scope("cert-manager.io/v1", "ClusterIssuer"), -ENOENT);
+	assert_int_equal(install_crd_scopes_add(&scopes, crd), 0);
+	assert_int_equal(install_crd_scopes_find(&scopes, "cert-manager.io/v1", "ClusterIssuer"), 0);
+	assert_int_equal(install_crd_scopes_find(&scopes, "cert-manager.io/v1", "Issuer"), -ENOENT);
+	install_crd_scopes_release(&scopes);
+	doc_free(crd);
+}
+
+static void digest_follows_content(void **state)
+{
+	struct install_object a = { .doc = parse("{kind: ConfigMap, data: {k: v}}") };
+	struct install_object b = { .doc = parse("{kind: ConfigMap, data: {k: w}}") };
+	struct install_object *first[] = { &a }, *second[] = { &b };
+	char one[SHA256_HEX_LEN + 1], two[SHA256_HEX_LEN + 1], three[SHA256_HEX_LEN + 1];
+
+	(void)state;
+	assert_int_equal(install_digest_objects("apply/x/rest", first, 1, one), 0);
+	assert_int_equal(install_digest_objects("apply/x/rest", second, 1, two), 0);
+	assert_int_equal(install_digest_objects("apply/y/rest", first, 1, three), 0);
+	assert_string_not_equal(one, two);
+	assert_string_not_equal(one, three);
+	assert_int_equal(install_digest_objects("apply/x/rest", first, 1, two), 0);
+	assert_string_equal(one, two);
+	doc_free(a.doc);
+	doc_free(b.doc);
+}
+
+static void deployment_gate(void **state)
+{
+	char why[256];
+
+	(void)state;
+	assert_int_equal(ready("{apiVersion: apps/v1, kind: Deployment, metadata: {generation: 2}, spec: {replicas: 2},"
+			       " status: {observedGeneration: 2, updatedReplicas: 2, availableReplicas: 2,"
+			       " conditions: [{type: Available, status: 'True'}]}}", why, sizeof(why)), 1);
+	assert_int_equal(ready("{apiVersion: apps/v1, kind: Deployment, metadata: {generation: 3}, spec: {replicas: 2},"
+			       " status: {observedGeneration: 2, updatedReplicas: 2, availableReplicas: 2,"
+			       " conditions: [{type: Available, status: 'True'}]}}", why, sizeof(why)), 0);
+	assert_non_null(strstr(why, "generation 3"));
+	assert_int_equal(ready("{apiVersion: apps/v1, kind: Deployment, metadata: {generation: 1}, spec: {replicas: 2},"
+			       " status: {observedGeneration: 1, updatedReplicas: 1, availableReplicas: 1,"
+			       " conditions: [{type: Available, status: 'True'}]}}", why, sizeof(why)), 0);
+	assert_non_null(strstr(why, "1 of 2"));
+	assert_int_equal(ready("{apiVersion: apps/v1, kind: Deployment, metadata: {generation: 1},"
+			       " status: {observedGeneration: 1, conditions: [{type: Progressing, status: 'False',"
+			       " reason: ProgressDeadlineExceeded, message: stuck}]}}", why, sizeof(why)), -EIO);
+	assert_non_null(strstr(why, "stuck"));
+}
+
+static void statefulset_daemonset_job_gates(void **state)
+{
+	char why[256];
+
+	(void)state;
+	assert_int_equal(ready("{apiVersion: apps/v1, kind: StatefulSet, spec: {replicas: 1},"
+			       " status: {readyReplicas: 1, updatedReplicas: 1}}", why, sizeof(why)), 1);
+	assert_int_equal(ready("{apiVersion: apps/v1, kind: StatefulSet, spec: {replicas: 2},"
+			       " status: {readyReplicas: 1, updatedReplicas: 2}}", why, sizeof(why)), 0);
+	assert_int_equal(ready("{apiVersion: apps/v1, kind: DaemonSet, status: {desiredNumberScheduled: 3,"
+			       " numberReady: 3, updatedNumberScheduled: 3}}", why, sizeof(why)), 1);
+	assert_int_equal(ready("{apiVersion: apps/v1, kind: DaemonSet, status: {}}", why, sizeof(why)), 0);
+	assert_int_equal(ready("{apiVersion: batch/v1, kind: Job, status: {conditions: [{type: Complete,"
+			       " status: 'True'}]}}", why, sizeof(why)), 1);
+	assert_int_equal(ready("{apiVersion: batch/v1, kind: Job, status: {conditions: [{type: Failed,"
+			       " status: 'True', message: BackoffLimitExceeded}]}}", why, sizeof(why)), -EIO);
+	assert_int_equal(ready("{apiVersion: batch/v1, kind: Job, status: {}}", why, sizeof(why)), 0);
+}
+
+static void condition_gates(void **state)
+{
+	char why[256];
+
+	(void)state;
+	assert_int_equal(ready("{apiVersion: apiregistration.k8s.io/v1, kind: APIService, status: {conditions:"
+			       " [{type: Available, status: 'True'}]}}", why, sizeof(why)), 1);
+	assert_int_equal(ready("{apiVersion: apiregistration.k8s.io/v1, kind: APIService, status: {conditions:"
+			       " [{type: Available, status: 'False', message: no endpoints}]}}", why, sizeof(why)), 0);
+	assert_non_null(strstr(why, "no endpoints"));
+	assert_int_equal(ready("{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, status:"
+			       " {conditions: [{type: Established, status: 'True'}]}}", why, sizeof(why)), 1);
+	assert_int_equal(ready("{apiVersion: serving.kserve.io/v1beta1, kind: InferenceService, status: {}}",
+			       why, sizeof(why)), 0);
+	assert_int_equal(ready("{apiVersion: v1, kind: ConfigMap}", why, sizeof(why)), 1);
+	assert_false(install_kind_has_gate("v1", "ConfigMap"));
+	assert_true(install_kind_has_gate("apps/v1", "Deployment"));
+}
+
+static void webhook_injection_gate(void **state)
+{
+	char why[256];
+
+	(void)state;
+	assert_int_equal(ready("{apiVersion: admissionregistration.k8s.io/v1, kind: ValidatingWebhookConfiguration,"
+			       " metadata: {annotations: {cert-manager.io/inject-ca-from: kserve/serving-cert}},"
+			       " webhooks: [{name: w, clientConfig: {service: {name: s, namespace: n}}}]}",
+			       why, sizeof(why)), 0);
+	assert_non_null(strstr(why, "caBundle"));
+	assert_int_equal(ready("{apiVersion: admissionregistration.k8s.io/v1, kind: ValidatingWebhookConfiguration,"
+			       " metadata: {annotations: {cert-manager.io/inject-ca-from: kserve/serving-cert}},"
+			       " webhooks: [{name: w, clientConfig: {caBundle: Zm9v, service: {name: s}}}]}",
+			       why, sizeof(why)), 1);
+	assert_int_equal(ready("{apiVersion: admissionregistration.k8s.io/v1, kind: MutatingWebhookConfiguration,"
+			       " webhooks: [{name: w, clientConfig: {service: {name: s}}}]}", why, sizeof(why)), 1);
+}
+
+static void webhook_rules_match(void **state)
+{
+	struct doc_node *configuration = parse(
+		"{kind: ValidatingWebhookConfiguration, webhooks: ["
+		" {name: a, failurePolicy: Fail, clientConfig: {service: {name: s, namespace: n}},"
+		"  rules: [{apiGroups: [serving.kserve.io], apiVersions: [v1beta1], operations: [CREATE],"
+		"           resources: [inferenceservices]}]},"
+		" {name: b, failurePolicy: Ignore, clientConfig: {service: {name: s, namespace: n}},"
+		"  rules: [{apiGroups: ['*'], apiVersions: ['*'], operations: ['*'], resources: ['*']}]},"
+		" {name: c, clientConfig: {service: {name: s, namespace: n}},"
+		"  rules: [{apiGroups: [cert-manager.io], apiVersions: ['*'], operations: [UPDATE],"
+		"           resources: ['*/*'], scope: Namespaced}]},"
+		" {name: d, clientConfig: {service: {name: s, namespace: n}},"
+		"  rules: [{apiGroups: [''], apiVersions: [v1], operations: [DELETE], resources: [pods]}]}]}");
+
+	(void)state;
+	assert_true(install_webhook_matches(configuration, "serving.kserve.io", "v1beta1", "inferenceservices", true));
+	assert_false(install_webhook_matches(configuration, "serving.kserve.io", "v1beta1", "servingruntimes", true));
+	assert_true(install_webhook_matches(configuration, "cert-manager.io", "v1", "issuers", true));
+	assert_false(install_webhook_matches(configuration, "cert-manager.io", "v1", "clusterissuers", false));
+	assert_false(install_webhook_matches(configuration, "", "v1", "pods", true));
+	assert_false(install_webhook_matches(configuration, "apps", "v1", "deployments", true));
+	assert_false(install_webhook_matches(configuration, "admissionregistration.k8s.io", "v1",
+					     "validatingwebhookconfigurations", false));
+	doc_free(configuration);
+}
+
+static void webhook_rejection_detected(void **state)
+{
+	(void)state;
+	assert_true(install_is_webhook_rejection(500, "Internal error occurred: failed calling webhook \"w\": "
+						      "failed to call webhook: connection refused"));
+	assert_false(install_is_webhook_rejection(500, "etcdserver: request timed out"));
+	assert_false(install_is_webhook_rejection(422, "failed calling webhook"));
+	assert_false(install_is_webhook_rejection(500, NULL));
+}
+
+static void model_storage_must_be_local(void **state)
+{
+	struct doc_node *remote = parse("{apiVersion: serving.kserve.io/v1beta1, kind: InferenceService,"
+					" spec: {predictor: {model: {storageUri: 'gs://kfserving-examples/models/sklearn'}}}}");
+	struct doc_node *image = parse("{apiVersion: serving.kserve.io/v1beta1, kind: InferenceService,"
+				       " spec: {predictor: {model: {storageUri: 'oci://registry.local/iris:1'}}}}");
+	struct doc_node *claim = parse("{apiVersion: serving.kserve.io/v1beta1, kind: InferenceService,"
+				       " spec: {predictor: {sklearn: {storageUri: 'pvc://models/iris'}}}}");
+	struct doc_node *other = parse("{apiVersion: v1, kind: ConfigMap, data: {storageUri: 's3://x'}}");
+
+	(void)state;
+	assert_non_null(install_model_storage_problem(remote));
+	assert_null(install_model_storage_problem(image));
+	assert_null(install_model_storage_problem(claim));
+	assert_null(install_model_storage_problem(other));
+	doc_free(remote);
+	doc_free(image);
+	doc_free(claim);
+	doc_free(other);
+}
+
+static const char listing[] =
+	"x86_64\n"
+	"--\n"
+	"REF                 TYPE                                       DIGEST"
+	"                                                                  SIZE    PLATFORMS   LABELS\n"
+	"quay.io/a/b:1       application/vnd.oci.image.manifest.v1+json sha256:"
+	"e2488422930cf14c959172612eb0d8ac776539e3ec65a74b0576a1ec312da215 1.2 KiB linux/amd64 "
+	"io.cri-containerd.image=managed,io.cri-containerd.pinned=pinned\n"
+	"docker.io/c/d:2     application/vnd.oci.image.manifest.v1+json sha256:"
+	"81085790f1bf4d4c834f213fd99509d5b459266fcd824d48eaa1013725ac1e0d 1.2 KiB linux/amd64 "
+	"io.cri-containerd.image=managed\n"
+	"--\n"
+	"sha256:e2488422930cf14c959172612eb0d8ac776539e3ec65a74b0576a1ec312da215\n"
+	"sha256:2ca35fdae6c20009a1f336da4c792aab9fbe40289990e0109e3bc0aad3d846b7\n";
+
+static void node_listing_parsed(void **state)
+{
+	struct install_node_images images;
+
+	(void)state;
+	assert_int_equal(install_node_images_parse(listing, strlen(listing), &images), 0);
+	assert_string_equal(images.arch, "amd64");
+	assert_int_equal(images.image_count, 2);
+	assert_int_equal(images.blob_count, 2);
+	assert_true(install_node_has_blob(&images,
+		"sha256:2ca35fdae6c20009a1f336da4c792aab9fbe40289990e0109e3bc0aad3d846b7"));
+	assert_false(install_node_has_blob(&images,
+		"sha256:81085790f1bf4d4c834f213fd99509d5b459266fcd824d48eaa1013725ac1e0d"));
+	assert_true(install_node_has_image(&images, "quay.io/a/b:1",
+		"sha256:e2488422930cf14c959172612eb0d8ac776539e3ec65a74b0576a1ec312da215", true));
+	assert_true(install_node_has_image(&images, "docker.io/c/d:2",
+		"sha256:81085790f1bf4d4c834f213fd99509d5b459266fcd824d48eaa1013725ac1e0d", false));
+	assert_false(install_node_has_image(&images, "docker.io/c/d:2",
+		"sha256:81085790f1bf4d4c834f213fd99509d5b459266fcd824d48eaa1013725ac1e0d", true));
+	assert_false(install_node_has_image(&images, "quay.io/a/b:1",
+		"sha256:81085790f1bf4d4c834f213fd99509d5b459266fcd824d48eaa1013725ac1e0d", false));
+	install_node_images_release(&images);
+}
+
+static void node_listing_rejected(void **state)
+{
+	struct install_node_images images;
+	static const char no_sections[] = "x86_64\nREF TYPE DIGEST\n";
+	static const char bad_arch[] = "pdp11\n--\nREF\n--\n";
+	static const char bad_blob[] = "aarch64\n--\nREF\n--\nsha256:xyz\n";
+	static const char empty_node[] = "aarch64\n--\nREF TYPE DIGEST SIZE PLATFORMS LABELS\n--\n";
+
+	(void)state;
+	assert_int_equal(install_node_images_parse(no_sections, strlen(no_sections), &images), MLB_EINPUT);
+	assert_int_equal(install_node_images_parse(bad_arch, strlen(bad_arch), &images), MLB_EINPUT);
+	assert_int_equal(install_node_images_parse(bad_blob, strlen(bad_blob), &images), MLB_EINPUT);
+	assert_int_equal(install_node_images_parse(empty_node, strlen(empty_node), &images), 0);
+	assert_string_equal(images.arch, "arm64");
+	assert_int_equal(images.image_count, 0);
+	install_node_images_release(&images);
+	assert_null(install_oci_arch("mips"));
+	assert_string_equal(install_oci_arch("armv7l"), "arm");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(rewrite_adds_labels_and_namespace),
+		cmocka_unit_test(rewrite_keeps_given_namespace),
+		cmocka_unit_test(rewrite_cluster_scoped_gets_no_namespace),
+		cmocka_unit_test(rewrite_pull_policy_everywhere),
+		cmocka_unit_test(wave_of_objects),
+		cmocka_unit_test(scope_of_builtin_and_crd_kinds),
+		cmocka_unit_test(digest_follows_content),
+		cmocka_unit_test(deployment_gate),
+		cmocka_unit_test(statefulset_daemonset_job_gates),
+		cmocka_unit_test(condition_gates),
+		cmocka_unit_test(webhook_injection_gate),
+		cmocka_unit_test(webhook_rules_match),
+		cmocka_unit_test(webhook_rejection_detected),
+		cmocka_unit_test(model_storage_must_be_local),
+		cmocka_unit_test(node_listing_parsed),
+		cmocka_unit_test(node_listing_rejected),
+	};
+
+	log_set_level(LOG_CRIT);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
