@@ -44,8 +44,18 @@ struct preflight_cluster_options {
 	struct kubeconfig_options kubeconfig;
 	/* Oldest server version accepted; only major and minor are compared. */
 	struct kube_version min_version;
+	/* Newest server version accepted (major and minor); major 0 means no maximum. */
+	struct kube_version max_version;
+	/* Leaves out cluster.admin, for callers that do not need every right. */
+	bool skip_admin;
 	/* NULL: preflight_client_options, which bound an unreachable server to a few seconds. */
 	const struct kube_client_options *client;
+	/*
+	 * When not NULL and the API server could be used, receives the client
+	 * of the checks, which the caller frees with kube_client_free();
+	 * otherwise *client_out is set to NULL.
+	 */
+	struct kube_client **client_out;
 };
 
 extern const struct kube_client_options preflight_client_options;

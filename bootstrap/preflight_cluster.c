@@ -793,6 +793,7 @@ out:
 static int check_version(struct cluster_run *run)
 {
 	const struct kube_version *minimum = &run->options->min_version;
+	const struct kube_version *maximum = &run->options->max_version;
 	const char *git_version, *major, *minor;
 	struct doc_node *root = NULL;
 	char *message = NULL;
@@ -830,9 +831,29 @@ static int check_version(struct cluster_run *run)
 			      minimum->major, minimum->minor);
 		goto out;
 	}
-	r = add_check(run, PREFLIGHT_CHECK_VERSION, TITLE_VERSION, CHECK_PASS, NULL,
-		      "%s (%d.%d), minimum %d.%d", version.git_version, version.major, version.minor,
-		      minimum->major, minimum->minor);
+	if (maximum->major > 0 &&
+	    (version.major > maximum->major ||
+	     (version.major == maximum->major && version.minor > maximum->minor))) {
+		char remedy[256];
+
+		snprintf(remedy, sizeof(remedy),
+			 "use a platform bundle built for Kubernetes %d.%d, or run a cluster of "
+			 "Kubernetes %d.%d to %d.%d", version.major, version.minor, minimum->major,
+			 minimum->minor, maximum->major, maximum->minor);
+		r = add_check(run, PREFLIGHT_CHECK_VERSION, TITLE_VERSION, CHECK_FAIL, remedy,
+			      "%s is newer than the maximum %d.%d", version.git_version,
+			      maximum->major, maximum->minor);
+		goto out;
+	}
+	if (maximum->major > 0)
+		r = add_check(run, PREFLIGHT_CHECK_VERSION, TITLE_VERSION, CHECK_PASS, NULL,
+			      "%s (%d.%d), supported %d.%d to %d.%d", version.git_version,
+			      version.major, version.minor, minimum->major, minimum->minor,
+			      maximum->major, maximum->minor);
+	else
+		r = add_check(run, PREFLIGHT_CHECK_VERSION, TITLE_VERSION, CHECK_PASS, NULL,
+			      "%s (%d.%d), minimum %d.%d", version.git_version, version.major,
+			      version.minor, minimum->major, minimum->minor);
 out:
 	free(message);
 	doc_free(root);
@@ -1012,9 +1033,12 @@ static int skip_remaining(struct cluster_run *run)
 	};
 	int r = 0;
 
-	for (size_t i = 0; i < ARRAY_SIZE(remaining) && r == 0; i++)
+	for (size_t i = 0; i < ARRAY_SIZE(remaining) && r == 0; i++) {
+		if (run->options->skip_admin && strcmp(remaining[i].id, PREFLIGHT_CHECK_ADMIN) == 0)
+			continue;
 		r = add_check(run, remaining[i].id, remaining[i].title, CHECK_SKIP, NULL,
 			      "skipped: %s", run->skip_reason);
+	}
 	return r;
 }
 
@@ -1057,13 +1081,20 @@ int preflight_cluster(const struct preflight_cluster_options *options, struct re
 	}
 
 	r = check_version(&run);
-	if (r == 0)
+	if (r == 0 && !options->skip_admin)
 		r = check_admin(&run);
 	if (r == 0)
 		r = check_storageclass(&run);
 	if (r == 0)
 		r = check_nodes(&run);
 out:
+	if (options->client_out) {
+		*options->client_out = NULL;
+		if (r == 0 && access == 0) {
+			*options->client_out = run.client;
+			run.client = NULL;
+		}
+	}
 	kube_client_free(run.client);
 	if (run.have_credentials)
 		kube_credentials_release(&run.credentials);

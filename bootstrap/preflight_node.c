@@ -943,6 +943,18 @@ int preflight_node_evaluate(const struct node_probe *probe, const struct node_pr
 	return e.error;
 }
 
+int preflight_node_evaluate_runtime(const struct node_probe *probe,
+				    const struct node_probe_context *context, struct report *report)
+{
+	struct evaluation e = { .probe = probe, .context = context, .report = report };
+
+	snprintf(e.group, sizeof(e.group), "node %s", context->host->name);
+	evaluate_probe(&e);
+	evaluate_containerd(&e);
+	evaluate_disk(&e);
+	return e.error;
+}
+
 /* Comparing the nodes */
 
 int preflight_nodes_compare(const struct config *config, const struct node_probe *const *probes,

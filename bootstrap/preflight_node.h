@@ -196,6 +196,13 @@ struct node_probe_context {
 /* Adds the checks of one probed host to report, in the group "node NAME". */
 int preflight_node_evaluate(const struct node_probe *probe, const struct node_probe_context *context,
 			    struct report *report);
+/*
+ * Adds only the checks that an installed node still needs to pass to
+ * report, in the group "node NAME": node.probe, node.containerd and
+ * node.disk (free space against context->space_needed).
+ */
+int preflight_node_evaluate_runtime(const struct node_probe *probe,
+				    const struct node_probe_context *context, struct report *report);
 
 /*
  * Compares the nodes: adds "nodes.hostnames" (fails when two hosts report

@@ -58,6 +58,7 @@ void report_release(struct report *report)
 	free(report->checks);
 	free(report->title);
 	free(report->subject);
+	free(report->bundle);
 	pthread_mutex_destroy(&report->lock);
 	memset(report, 0, sizeof(*report));
 }
@@ -74,6 +75,22 @@ int report_set_subject(struct report *report, const char *subject)
 	pthread_mutex_lock(&report->lock);
 	free(report->subject);
 	report->subject = copy;
+	pthread_mutex_unlock(&report->lock);
+	return 0;
+}
+
+int report_set_bundle(struct report *report, const char *bundle)
+{
+	char *copy = NULL;
+
+	if (bundle) {
+		copy = strdup(bundle);
+		if (!copy)
+			return -ENOMEM;
+	}
+	pthread_mutex_lock(&report->lock);
+	free(report->bundle);
+	report->bundle = copy;
 	pthread_mutex_unlock(&report->lock);
 	return 0;
 }
@@ -295,6 +312,62 @@ int report_escape_terminal(struct buf *out, const char *text)
 	return r;
 }
 
+int report_escape_markup(struct buf *out, const char *text)
+{
+	const unsigned char *p = (const unsigned char *)text;
+	int r = 0;
+
+	while (*p && r == 0) {
+		uint32_t c = 0;
+		size_t len = utf8_decode(p, &c);
+
+		if (len == 0) {
+			r = buf_printf(out, "\\x%02x", *p);
+			p++;
+			continue;
+		}
+		switch (c) {
+		case '&':
+			r = buf_append_str(out, "&amp;");
+			break;
+		case '<':
+			r = buf_append_str(out, "&lt;");
+			break;
+		case '>':
+			r = buf_append_str(out, "&gt;");
+			break;
+		case '"':
+			r = buf_append_str(out, "&quot;");
+			break;
+		case '\'':
+			r = buf_append_str(out, "&#39;");
+			break;
+		case '\t':
+			r = buf_append_str(out, "&#9;");
+			break;
+		case '\n':
+			r = buf_append_str(out, "&#10;");
+			break;
+		case '\r':
+			r = buf_append_str(out, "&#13;");
+			break;
+		case '\\':
+			r = buf_append_str(out, "\\\\");
+			break;
+		default:
+			if (c < 0x80 && code_point_needs_escape(c))
+				r = buf_printf(out, "\\x%02x", (unsigned)c);
+			else if (code_point_needs_escape(c) || c == 0xFFFE || c == 0xFFFF)
+				r = buf_printf(out, "\\u%04x", (unsigned)c);
+			else
+				r = buf_append(out, p, len);
+			break;
+		}
+		p += len;
+	}
+	return r;
+}
+
 static const char *status_label(enum check_status status)
 {
 	switch (status) {
@@ -358,6 +431,31 @@ static bool group_seen_before(const struct report *report, size_t i)
 		if (strcmp(report->checks[j].group, report->checks[i].group) == 0)
 			return true;
 	return false;
+}
+
+bool report_group_starts_at(const struct report *report, size_t i)
+{
+	return i < report->count && !group_seen_before(report, i);
+}
+
+size_t report_group_count(const struct report *report, const char *group, enum check_status status)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < report->count; i++)
+		if (report->checks[i].status == status && strcmp(report->checks[i].group, group) == 0)
+			n++;
+	return n;
+}
+
+size_t report_group_total(const struct report *report, const char *group)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < report->count; i++)
+		if (strcmp(report->checks[i].group, group) == 0)
+			n++;
+	return n;
 }
 
 /* Sends the text gathered in line to out and empties line. */
@@ -477,6 +575,8 @@ int report_write_json(const struct report *report, struct buf *out)
 		r = json_append_member(out, "title", report->title, false);
 	if (r == 0)
 		r = json_append_member(out, "subject", report->subject, false);
+	if (r == 0 && report->bundle)
+		r = json_append_member(out, "bundle", report->bundle, false);
 	if (r == 0)
 		r = json_append_member(out, "time", stamp, false);
 	if (r == 0)

@@ -42,6 +42,7 @@ struct check_result {
 struct report {
 	char *title;        /* "preflight", "check" */
 	char *subject;      /* the cluster: server URL and context; may be NULL */
+	char *bundle;       /* the bundle the checks compared against; may be NULL */
 	time_t time;        /* when the report was started; report_init() sets it */
 	struct check_result *checks;
 	size_t count;
@@ -54,6 +55,8 @@ int report_init(struct report *report, const char *title, const char *subject);
 /* Frees every string and destroys the lock; accepts a zeroed report. */
 void report_release(struct report *report);
 int report_set_subject(struct report *report, const char *subject);
+/* Names the bundle in the report (JSON "bundle", and the HTML and JUnit headers); NULL clears it. */
+int report_set_bundle(struct report *report, const char *bundle);
 
 /*
  * Adds one result; evidence is a printf format. remedy may be NULL.
@@ -67,6 +70,17 @@ int report_add(struct report *report, const char *group, const char *id, const c
 	       enum check_status status, const char *remedy, const char *evidence_format, ...)
 	__attribute__((format(printf, 7, 8)));
 
+/*
+ * Whether check i is the first of its group. The writers list groups in
+ * the order of their first check, and each group's checks in the order
+ * they were added.
+ */
+bool report_group_starts_at(const struct report *report, size_t i);
+/* Counts the checks of a group that have status. */
+size_t report_group_count(const struct report *report, const char *group, enum check_status status);
+/* Counts every check of a group. */
+size_t report_group_total(const struct report *report, const char *group);
+
 /* "pass", "warn", "fail" or "skip": the names the JSON document uses. */
 const char *check_status_name(enum check_status status);
 size_t report_count(const struct report *report, enum check_status status);
@@ -79,6 +93,21 @@ size_t report_count(const struct report *report, enum check_status status);
 int report_write_text(const struct report *report, FILE *out, bool colour);
 /* The versioned JSON document described in docs/report-format.md. */
 int report_write_json(const struct report *report, struct buf *out);
+/*
+ * JUnit XML as CI systems read it (tests/fixtures/check/junit.xsd): one testsuite
+ * per group and one testcase per check, named by its id. A failed check
+ * has a <failure> with the remedy as its message and the evidence and
+ * remedy as its text; a skipped check has a <skipped> with the reason.
+ * Passed and warned checks carry their title and evidence in <system-out>.
+ */
+int report_write_junit(const struct report *report, struct buf *out);
+/*
+ * One self-contained HTML page: inline CSS, no scripts, no external
+ * resources, printable. It shows the subject, bundle and time, a
+ * summary, the failed and warned checks first, then every check by
+ * group with its evidence and remedy. Every field is escaped.
+ */
+int report_write_html(const struct report *report, struct buf *out);
 
 /*
  * Appends text with every character escaped that could change a terminal's
@@ -88,5 +117,16 @@ int report_write_json(const struct report *report, struct buf *out);
  * become \xHH. A backslash becomes \\, so that an escape cannot be faked.
  */
 int report_escape_terminal(struct buf *out, const char *text);
+
+/*
+ * Appends text for an XML or HTML document, inside an element or an
+ * attribute value in double or single quotes. &, <, >, " and ' become
+ * entities, and tab, line feed and carriage return become character
+ * references, so attribute values keep them. Everything that
+ * report_escape_terminal() escapes, and U+FFFE and U+FFFF (which XML 1.0
+ * does not allow), becomes the same visible \xHH or \uHHHH text, and a
+ * backslash becomes \\.
+ */
+int report_escape_markup(struct buf *out, const char *text);
 
 #endif

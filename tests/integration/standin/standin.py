@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from apiserver import ctl  # noqa: E402
 from apiserver import startup  # noqa: E402
 from apiserver.addon_controllers import AddonControllers  # noqa: E402
+from apiserver.cainjector import CAInjector  # noqa: E402
 from apiserver.authz import Authorizer  # noqa: E402
 from apiserver.catalog import Catalog  # noqa: E402
 from apiserver.control import ControlState  # noqa: E402
@@ -99,6 +100,7 @@ def serve(args):
         ca_pem = handle.read()
     controllers = Controllers(api, control, ca_pem)
     AddonControllers(controllers, ca_paths)
+    CAInjector(controllers, ca_paths)
 
     app = App(catalog, store, control, api, authorizer, control_token,
               (args.listen, 0))

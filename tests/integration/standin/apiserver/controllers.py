@@ -51,6 +51,8 @@ ENDPOINTSLICES = ("discovery.k8s.io", "endpointslices")
 PVCS = ("", "persistentvolumeclaims")
 
 POD_NETWORK = ipaddress.ip_network("10.244.0.0/16")
+# The annotation that MetalLB reads for the addresses a Service requests.
+LOAD_BALANCER_IPS_ANNOTATION = "metallb.universe.tf/loadBalancerIPs"
 RETRY_AFTER_ERROR = 1.0
 
 
@@ -685,6 +687,7 @@ class Controllers:
         if service is None:
             self.api.remove(ENDPOINTS, namespace, name, "Background")
             return None
+        service = self._assign_load_balancer(service)
         spec = service.get("spec") or {}
         selector = spec.get("selector")
         if not selector or spec.get("type") == "ExternalName":
@@ -723,6 +726,33 @@ class Controllers:
         self._write_endpoint_slice(service, ready_addresses,
                                    unready_addresses, ports)
         return None
+
+    # -- Simulated load balancer -------------------------------------------
+    #
+    # Bare-metal clusters give LoadBalancer Services an address through a
+    # controller such as MetalLB, which takes the address a Service requests
+    # in spec.loadBalancerIP or in its annotation
+    # metallb.universe.tf/loadBalancerIPs. This stand-in reports that
+    # address in status.loadBalancer.ingress, as MetalLB does once it has
+    # announced it. It routes no traffic, so a test that needs a server at
+    # that address runs one itself. A LoadBalancer Service that requests no
+    # address keeps an empty status, as it would with no controller.
+
+    def _assign_load_balancer(self, service):
+        """Set status.loadBalancer of a LoadBalancer Service; return the
+        stored Service."""
+        spec = service.get("spec") or {}
+        if spec.get("type") != "LoadBalancer":
+            return service
+        annotations = service["metadata"].get("annotations") or {}
+        requested = annotations.get(LOAD_BALANCER_IPS_ANNOTATION) or spec.get(
+            "loadBalancerIP") or ""
+        ingress = [{"ip": address.strip(), "ipMode": "VIP"}
+                   for address in requested.split(",") if address.strip()]
+        status = dict(service.get("status") or {})
+        status["loadBalancer"] = {"ingress": ingress} if ingress else {}
+        stored = self.api.system_update_status(SERVICES, service, status)
+        return stored or service
 
     def _write_endpoints(self, service, ready, unready, ports):
         namespace = service["metadata"]["namespace"]
