@@ -16,8 +16,18 @@ BINDIR    ?= $(PREFIX)/bin
 DATADIR   ?= $(PREFIX)/share
 MANDIR    ?= $(DATADIR)/man
 DOCDIR    ?= $(DATADIR)/doc/mlboot
+# systemd reads units from /lib/systemd/system (PREFIX=/usr, where Debian
+# packages put them) and /usr/local/lib/systemd/system (PREFIX=/usr/local).
+# Under any other PREFIX, systemd finds the units only when linked from
+# /etc/systemd/system (systemctl link).
+ifeq ($(PREFIX),/usr)
+UNITDIR   ?= /lib/systemd/system
+else
 UNITDIR   ?= $(PREFIX)/lib/systemd/system
+endif
 SYSCONFDIR ?= /etc
+MOTDDIR   ?= $(SYSCONFDIR)/update-motd.d
+LIBEXECDIR ?= $(PREFIX)/lib/mlboot
 DESTDIR   ?=
 
 # V=1 prints whole compiler command lines.
@@ -63,6 +73,8 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+# Programs the integration tests drive modules with, before commands use them.
+TEST_TOOLS := $(BUILD)/tests/node-probe
 
 .PHONY: all check unit integration deps demo bench fuzz install clean
 all: $(BUILD)/mlboot
@@ -91,12 +103,12 @@ deps:
 unit: $(UNIT_BIN)
 	@BUILD=$(BUILD) tests/run unit
 
-integration: $(BUILD)/mlboot
+integration: $(BUILD)/mlboot $(TEST_TOOLS)
 	@BUILD=$(BUILD) tests/run integration
 
 # check installs what is missing first, then builds, then runs every test.
 check: deps
-	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(TEST_TOOLS)
 	@BUILD=$(BUILD) tests/run all
 
 demo: deps
@@ -110,17 +122,30 @@ bench: deps
 fuzz: deps
 	@BUILD=build-fuzz tests/fuzz/run $(FUZZ_SRC)
 
+# Paths substituted into the units, mlboot.env and the scripts.
+SUBSTITUTE := sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+                  -e 's|@DOCDIR@|$(DOCDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g'
+
+# install copies files only: it enables no unit. mlboot.env is a
+# configuration file, so an existing one is kept.
 install: $(BUILD)/mlboot
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 \
-	           $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/mlboot
+	           $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/mlboot $(DESTDIR)$(MOTDDIR) \
+	           $(DESTDIR)$(LIBEXECDIR)
 	install -m 0755 $(BUILD)/mlboot $(DESTDIR)$(BINDIR)/mlboot
-	for unit in systemd/*.service systemd/*.timer; do \
+	$(SUBSTITUTE) systemd/mlboot-check-report > $(DESTDIR)$(LIBEXECDIR)/mlboot-check-report
+	chmod 0755 $(DESTDIR)$(LIBEXECDIR)/mlboot-check-report
+	for unit in systemd/*.service systemd/*.timer systemd/*.path; do \
 		[ -e "$$unit" ] || continue; \
-		sed 's|@BINDIR@|$(BINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' "$$unit" > $(DESTDIR)$(UNITDIR)/$$(basename "$$unit"); \
-		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename "$$unit"); \
+		$(SUBSTITUTE) "$$unit" > $(DESTDIR)$(UNITDIR)/$$(basename "$$unit") && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename "$$unit") || exit 1; \
 	done
-	[ ! -e systemd/mlboot.env ] || [ -e $(DESTDIR)$(SYSCONFDIR)/mlboot/mlboot.env ] || \
-		install -m 0644 systemd/mlboot.env $(DESTDIR)$(SYSCONFDIR)/mlboot/mlboot.env
+	if [ -e systemd/mlboot.env ] && [ ! -e $(DESTDIR)$(SYSCONFDIR)/mlboot/mlboot.env ]; then \
+		$(SUBSTITUTE) systemd/mlboot.env > $(DESTDIR)$(SYSCONFDIR)/mlboot/mlboot.env && \
+		chmod 0644 $(DESTDIR)$(SYSCONFDIR)/mlboot/mlboot.env; \
+	fi
+	$(SUBSTITUTE) systemd/update-motd-mlboot > $(DESTDIR)$(MOTDDIR)/60-mlboot
+	chmod 0755 $(DESTDIR)$(MOTDDIR)/60-mlboot
 	[ ! -e docs/mlboot.1 ] || install -m 0644 docs/mlboot.1 $(DESTDIR)$(MANDIR)/man1/mlboot.1
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 	[ ! -e docs/mlboot.yaml.example ] || install -m 0644 docs/mlboot.yaml.example $(DESTDIR)$(DOCDIR)/
