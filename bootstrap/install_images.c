@@ -693,6 +693,26 @@ static int node_images_once(struct images_context *context, const struct node_ho
 										  image->digest),
 					 &bytes, err);
 			transfer->bytes_sent += bytes;
+			/*
+			 * A blob that no image refers to, such as one left by an
+			 * import cut short, may be removed by containerd's garbage
+			 * collection between the listing and the import. ctr then
+			 * reports it "not found": send the image again, whole.
+			 */
+			if (r == MLB_EFAILED && missing.count < needed.count && strstr(err->message, "not found")) {
+				log_warning("%s; sending all %zu blobs of '%s' again", err->message, needed.count,
+					    image->name);
+				err->message[0] = '\0';
+				bytes = 0;
+				r = import_image(session, reader, image, &needed,
+						 blob_file(bundle_reader_index(reader), image->digest), &bytes, err);
+				transfer->bytes_sent += bytes;
+				if (r == 0) {
+					blob_list_release(&missing);
+					missing = needed;
+					needed = (struct blob_list){ 0 };
+				}
+			}
 		}
 		if (r == 0 && !context->plan_only) {
 			transfer->imported++;
