@@ -190,6 +190,11 @@ int install_object_rewrite(struct doc_node *object, const char *component, const
 /* The wave of an object given its scope. */
 enum install_wave install_object_wave(const struct doc_node *object, bool namespaced);
 
+/* Whether object is the Namespace called name. */
+bool install_object_is_namespace(const struct doc_node *object, const char *name);
+/* A new Namespace object called name (apiVersion, kind and metadata.name only); NULL when out of memory. */
+struct doc_node *install_namespace_new(const char *name);
+
 /* Writes "Kind 'namespace/name'" or "Kind 'name'" into out. */
 void install_object_describe(const struct doc_node *object, char *out, size_t size);
 

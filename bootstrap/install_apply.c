@@ -205,49 +205,100 @@ static int wave_rank(const struct install_object *object)
 	return (int)object->wave * 2 + (object->custom ? 1 : 0);
 }
 
+/* Checks one object, finds its scope, rewrites it and sets its wave and description. */
+static int prepare_object(struct install *install, struct install_component *component,
+			  const struct install_crd_scopes *scopes, struct install_object *object)
+{
+	const char *platform_version = install->index->version;
+	const char *problem;
+	char description[600];
+	bool namespaced = false;
+	int r;
+
+	r = check_object_fields(component, object);
+	if (r < 0)
+		return r;
+	r = object_scope(install, scopes, object->doc, &namespaced);
+	if (r < 0) {
+		install_object_describe(object->doc, description, sizeof(description));
+		log_error("component '%s': %s in '%s': %s; no CRD of the bundle defines its kind",
+			  component->bundle->name, description, object->file, kube_last_error());
+		return r;
+	}
+	r = install_object_rewrite(object->doc, component->bundle->name, platform_version,
+				   component->bundle->namespace, namespaced, &component->rewrites);
+	if (r < 0)
+		return r;
+	object->wave = install_object_wave(object->doc, namespaced);
+	object->custom = object_is_custom(scopes, object->doc);
+	install_object_describe(object->doc, description, sizeof(description));
+	object->description = strdup(description);
+	if (!object->description)
+		return -ENOMEM;
+	problem = install_model_storage_problem(object->doc);
+	if (problem) {
+		log_error("component '%s': %s: %s", component->bundle->name, description, problem);
+		return MLB_EINPUT;
+	}
+	return 0;
+}
+
+/* Whether a component of the bundle has a Namespace object called name. */
+static bool bundle_defines_namespace(const struct install *install, const char *name)
+{
+	for (size_t c = 0; c < install->component_count; c++)
+		for (size_t i = 0; i < install->components[c].object_count; i++)
+			if (install_object_is_namespace(install->components[c].objects[i].doc, name))
+				return true;
+	return false;
+}
+
+/*
+ * Adds the Namespace of a component that put objects into its namespace
+ * when no manifest of the bundle creates it (Argo CD's install.yaml has
+ * none): the API server rejects objects in a namespace that does not
+ * exist. The namespace "default" always exists.
+ */
+static int add_component_namespace(struct install *install, struct install_component *component,
+				   const struct install_crd_scopes *scopes)
+{
+	const char *namespace = component->bundle->namespace;
+	struct doc_node *doc;
+	int r;
+
+	if (!component->rewrites.namespace_added || !namespace || strcmp(namespace, "default") == 0 ||
+	    bundle_defines_namespace(install, namespace))
+		return 0;
+	doc = install_namespace_new(namespace);
+	if (!doc)
+		return -ENOMEM;
+	r = component_add_object(component, doc, "(added by mlboot: the component's namespace)");
+	if (r < 0)
+		return r;
+	r = prepare_object(install, component, scopes, &component->objects[component->object_count - 1]);
+	if (r < 0)
+		return r;
+	log_info("component '%s': added Namespace '%s', which no manifest of the bundle creates",
+		 component->bundle->name, namespace);
+	return 0;
+}
+
 static int prepare_component(struct install *install, struct install_component *component,
 			     const struct install_crd_scopes *scopes)
 {
 	const char *platform_version = install->index->version;
 	struct install_object *sorted = NULL, **wave_objects = NULL;
-	char description[600];
 	size_t position = 0;
 	int r = 0;
 
 	for (size_t i = 0; i < component->object_count; i++) {
-		struct install_object *object = &component->objects[i];
-		const char *problem;
-		bool namespaced = false;
-
-		r = check_object_fields(component, object);
+		r = prepare_object(install, component, scopes, &component->objects[i]);
 		if (r < 0)
 			goto out;
-		r = object_scope(install, scopes, object->doc, &namespaced);
-		if (r < 0) {
-			install_object_describe(object->doc, description, sizeof(description));
-			log_error("component '%s': %s in '%s': %s; no CRD of the bundle defines its kind",
-				  component->bundle->name, description, object->file, kube_last_error());
-			goto out;
-		}
-		r = install_object_rewrite(object->doc, component->bundle->name, platform_version,
-					   component->bundle->namespace, namespaced, &component->rewrites);
-		if (r < 0)
-			goto out;
-		object->wave = install_object_wave(object->doc, namespaced);
-		object->custom = object_is_custom(scopes, object->doc);
-		install_object_describe(object->doc, description, sizeof(description));
-		object->description = strdup(description);
-		if (!object->description) {
-			r = -ENOMEM;
-			goto out;
-		}
-		problem = install_model_storage_problem(object->doc);
-		if (problem) {
-			log_error("component '%s': %s: %s", component->bundle->name, description, problem);
-			r = MLB_EINPUT;
-			goto out;
-		}
 	}
+	r = add_component_namespace(install, component, scopes);
+	if (r < 0)
+		goto out;
 
 	/* A stable sort by rank keeps the file order inside each wave. */
 	r = -ENOMEM;

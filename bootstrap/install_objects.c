@@ -187,6 +187,36 @@ enum install_wave install_object_wave(const struct doc_node *object, bool namesp
 	return namespaced ? INSTALL_WAVE_REST : INSTALL_WAVE_CLUSTER;
 }
 
+bool install_object_is_namespace(const struct doc_node *object, const char *name)
+{
+	const char *api_version = doc_get_string(object, "apiVersion");
+	const char *kind = doc_get_string(object, "kind");
+	const char *object_name = doc_find_string(object, "metadata", "name", NULL);
+
+	return api_version && kind && object_name && strcmp(api_version, "v1") == 0 &&
+	       strcmp(kind, "Namespace") == 0 && strcmp(object_name, name) == 0;
+}
+
+struct doc_node *install_namespace_new(const char *name)
+{
+	struct doc_node *object = doc_new(DOC_MAP);
+	struct doc_node *metadata;
+
+	if (!object)
+		return NULL;
+	/* doc_map_set() takes its value, also when it fails. */
+	if (doc_map_set_string(object, "apiVersion", "v1") < 0 || doc_map_set_string(object, "kind", "Namespace") < 0 ||
+	    doc_map_set(object, "metadata", doc_new(DOC_MAP)) < 0)
+		goto fail;
+	metadata = doc_get_mutable(object, "metadata");
+	if (!metadata || doc_map_set_string(metadata, "name", name) < 0)
+		goto fail;
+	return object;
+fail:
+	doc_free(object);
+	return NULL;
+}
+
 void install_object_describe(const struct doc_node *object, char *out, size_t size)
 {
 	const char *kind = doc_get_string(object, "kind");

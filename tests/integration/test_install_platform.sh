@@ -18,10 +18,9 @@
 #   - a connection cut mid-transfer (node2's sshd restarted and its sessions
 #     ended) resumes and completes;
 #   - a node that stays down fails the install with a message naming it,
-#     after the other nodes got every image; status shows the failure;
-#   - with MLBOOT_UPSTREAM_DIR set and the real platform's bundle built
-#     (MLBOOT_UPSTREAM_BUNDLE, default $MLBOOT_UPSTREAM_DIR/platform.bundle),
-#     the real platform installs too; otherwise that part alone prints SKIP.
+#     after the other nodes got every image; status shows the failure.
+#
+# test_install_upstream.sh installs the real upstream platform.
 #
 # Exit status: 0 pass, 77 skip (not root, no namespaces), 1 fail. The
 # testbed uses MLB_INSTALL_TEST_SUBNET (default 198.18.0.0/24). While
@@ -502,24 +501,6 @@ assert steps["apply/kserve/rest"]["state"] == "pending"' "$work/down-status.json
 "$testbed/start-sshd" node3 >/dev/null
 check "once node3 is back the re-run completes" install >"$work/down-resumed.out" 2>"$work/down-resumed.err"
 check "and node1 was not sent anything again" test "$(done_count "$work/state-down" images/node1)" -eq 1
-
-# --- The real upstream platform --------------------------------------------------------------
-# The bundle of the real platform, built from MLBOOT_UPSTREAM_DIR by the bundle tests (with a registry mirror).
-upstream_bundle=${MLBOOT_UPSTREAM_BUNDLE:-${MLBOOT_UPSTREAM_DIR:+$MLBOOT_UPSTREAM_DIR/platform.bundle}}
-if [ -z "${MLBOOT_UPSTREAM_DIR:-}" ]; then
-	echo "SKIP: upstream platform: MLBOOT_UPSTREAM_DIR is unset"
-elif [ ! -f "$upstream_bundle" ]; then
-	echo "SKIP: upstream platform: no bundle at $upstream_bundle yet"
-else
-	fresh_standin upstream 0.2
-	sed -i "s|bundle: .*|bundle: $upstream_bundle|" "$work/mlboot.yaml"
-	if "$MLBOOT" install -f "$work/mlboot.yaml" --allow-unsigned >"$work/upstream.out" 2>"$work/upstream.err"; then
-		pass "the upstream platform installs"
-	else
-		fail "the upstream platform installs"
-		tail -n 30 "$work/upstream.err" >&2
-	fi
-fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

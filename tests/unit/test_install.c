@@ -121,6 +121,33 @@ static void wave_of_objects(void **state)
 	doc_free(deployment);
 }
 
+static void component_namespace_object(void **state)
+{
+	struct install_rewrites rewrites = { 0 };
+	struct doc_node *created = install_namespace_new("argocd");
+	struct doc_node *other = parse("apiVersion: v1\nkind: Namespace\nmetadata: {name: kubeflow}\n");
+	struct doc_node *config_map = parse("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: argocd}\n");
+
+	(void)state;
+	assert_non_null(created);
+	assert_string_equal(doc_get_string(created, "apiVersion"), "v1");
+	assert_string_equal(doc_get_string(created, "kind"), "Namespace");
+	assert_string_equal(doc_find_string(created, "metadata", "name", NULL), "argocd");
+	assert_true(install_object_is_namespace(created, "argocd"));
+	assert_false(install_object_is_namespace(other, "argocd"));
+	assert_false(install_object_is_namespace(config_map, "argocd"));
+	assert_int_equal(install_object_wave(created, false), INSTALL_WAVE_NAMESPACES);
+
+	/* The added Namespace is rewritten as the manifests' objects are: labels, and no namespace of its own. */
+	assert_int_equal(install_object_rewrite(created, "argocd", "1.0.0", "argocd", false, &rewrites), 0);
+	assert_string_equal(doc_find_string(created, "metadata", "labels", INSTALL_LABEL_COMPONENT, NULL), "argocd");
+	assert_null(doc_find(created, "metadata", "namespace", NULL));
+	assert_int_equal(rewrites.namespace_added, 0);
+	doc_free(created);
+	doc_free(other);
+	doc_free(config_map);
+}
+
 static void scope_of_builtin_and_crd_kinds(void **state)
 {
 	struct install_crd_scopes scopes = { 0 };
@@ -363,6 +390,7 @@ int main(void)
 		cmocka_unit_test(rewrite_cluster_scoped_gets_no_namespace),
 		cmocka_unit_test(rewrite_pull_policy_everywhere),
 		cmocka_unit_test(wave_of_objects),
+		cmocka_unit_test(component_namespace_object),
 		cmocka_unit_test(scope_of_builtin_and_crd_kinds),
 		cmocka_unit_test(digest_follows_content),
 		cmocka_unit_test(deployment_gate),

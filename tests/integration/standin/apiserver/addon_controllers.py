@@ -6,8 +6,8 @@ those kinds cannot exist before.
 - cert-manager: Issuers and ClusterIssuers become Ready. A Certificate
   becomes Ready after the controller delay of kind Certificate, and its
   spec.secretName Secret gets a real key pair signed by the stand-in's CA
-  (whatever the issuer). The cainjector is not simulated: no caBundle is
-  injected anywhere.
+  (whatever the issuer). cainjector.py imitates cert-manager's CA injector,
+  which fills caBundle fields from those Secrets.
 - KServe: an InferenceService gets a predictor Deployment and Service
   named NAME-predictor, as in KServe's RawDeployment mode, with the image
   of the ServingRuntime or ClusterServingRuntime that supports its model
