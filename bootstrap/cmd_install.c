@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "fetch.h"
 #include "commands.h"
 #include "install.h"
 #include "preflight.h"
@@ -35,7 +36,10 @@ static const char install_usage[] =
 	"  --only COMPONENT      install this component only (its images included)\n"
 	"  --force               run every step again, even those done before\n"
 	"  --state-dir DIR       folder of the journal (default: spec.stateDir)\n"
-	"  --bundle FILE         the bundle (default: spec.bundle)\n"
+	"  --bundle FILE|URL     the bundle (default: spec.bundle); an https URL is\n"
+	"                        downloaded into STATE_DIR/bundles, resuming a cut\n"
+	"                        download, and verified like a local file\n"
+	"  --bundle-ca FILE      CA certificates (PEM) for the bundle URL's server\n"
 	"  --pubkey KEY          trust this public key (repeatable); default: the\n"
 	"                        *.pub files of " BUNDLE_KEYS_DIR "\n"
 	"  --allow-unsigned      accept an unsigned bundle or one signed by an untrusted key\n"
@@ -61,10 +65,13 @@ enum {
 	OPTION_ALLOW_UNSIGNED,
 	OPTION_APPLY_WORKERS,
 	OPTION_UNATTENDED,
+	OPTION_BUNDLE_CA,
 };
 
 /* --unattended: the first-boot mode of bootstrap/unattended.h. */
 static bool unattended_requested;
+/* --bundle-ca: the CA that signs the certificate of a bundle depot; NULL: the system's. */
+static const char *bundle_ca_file;
 
 static int parse_options(int argc, char **argv, struct install_settings *settings, const char **pubkeys)
 {
@@ -79,6 +86,7 @@ static int parse_options(int argc, char **argv, struct install_settings *setting
 		{ "allow-unsigned", no_argument,       NULL, OPTION_ALLOW_UNSIGNED },
 		{ "apply-workers",  required_argument, NULL, OPTION_APPLY_WORKERS },
 		{ "unattended",     no_argument,       NULL, OPTION_UNATTENDED },
+		{ "bundle-ca",      required_argument, NULL, OPTION_BUNDLE_CA },
 		{ "help",           no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -108,6 +116,9 @@ static int parse_options(int argc, char **argv, struct install_settings *setting
 			break;
 		case OPTION_BUNDLE:
 			settings->bundle_path = optarg;
+			break;
+		case OPTION_BUNDLE_CA:
+			bundle_ca_file = optarg;
 			break;
 		case OPTION_PUBKEY:
 			if (settings->pubkey_count >= PUBKEYS_MAX)
@@ -415,12 +426,67 @@ static void install_release(struct install *install)
 	pthread_mutex_destroy(&install->lock);
 }
 
+/*
+ * Downloads a bundle named by an https URL (an internal depot) into the
+ * state folder, resuming a download an earlier run left unfinished. A file
+ * downloaded completely before is used again without a request. Either
+ * way the bundle is then verified like a local one before it is used.
+ */
+static int download_bundle(const char *url, const char *state_dir, char **out)
+{
+	struct fetch_options options = { .ca_file = bundle_ca_file, .progress = cli_settings.progress };
+	struct fetch_result result;
+	const char *name = strrchr(url, '/');
+	char *folder = NULL, *path = NULL;
+	int r;
+
+	if (strncmp(url, "https://", 8) != 0) {
+		log_error("invalid bundle URL '%s': only https:// URLs are downloaded", url);
+		return MLB_EINPUT;
+	}
+	name = name && name[1] ? name + 1 : "platform.bundle";
+	if (strcspn(name, "?#") == 0 || name[0] == '.') {
+		log_error("invalid bundle URL '%s': it must end with a file name", url);
+		return MLB_EINPUT;
+	}
+	if (asprintf(&folder, "%s/bundles", state_dir) < 0 ||
+	    asprintf(&path, "%s/%.*s", folder, (int)strcspn(name, "?#"), name) < 0) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = file_mkdir_parents(folder, 0750);
+	if (r < 0) {
+		log_errno(LOG_ERR, r, "failed to create '%s'", folder);
+		goto out;
+	}
+	if (file_exists(path)) {
+		log_info("bundle: using '%s', downloaded from '%s' before", path, url);
+	} else {
+		log_info("bundle: downloading '%s' into '%s'", url, path);
+		r = fetch_file(url, NULL, path, &options, &result);
+		if (r < 0) {
+			log_errno(LOG_ERR, r, "failed to download the bundle '%s'", url);
+			goto out;
+		}
+		log_info("bundle: %llu bytes downloaded in %u requests (%llu bytes kept from an earlier run)",
+			 (unsigned long long)result.size, result.attempts, (unsigned long long)result.resumed_from);
+	}
+	*out = path;
+	path = NULL;
+	r = 0;
+out:
+	free(folder);
+	free(path);
+	return r;
+}
+
 int cmd_install(int argc, char **argv)
 {
 	struct install install;
 	struct unattended unattended = { 0 };
 	struct config_problems problems;
 	const char *pubkeys[PUBKEYS_MAX];
+	char *downloaded = NULL;
 	int r;
 
 	memset(&install, 0, sizeof(install));
@@ -451,11 +517,12 @@ int cmd_install(int argc, char **argv)
 		r = MLB_EUSAGE;
 		goto out;
 	}
-	if (install.config.bundle_is_url && !install.settings.bundle_path) {
-		log_error("spec.bundle of '%s' is a URL; install reads a local bundle: copy it and give --bundle FILE",
-			  install.settings.config_path);
-		r = MLB_EINPUT;
-		goto out;
+	if ((install.config.bundle_is_url && !install.settings.bundle_path) ||
+	    strncmp(install.bundle_path, "https://", 8) == 0) {
+		r = download_bundle(install.bundle_path, install.state_dir, &downloaded);
+		if (r < 0)
+			goto out;
+		install.bundle_path = downloaded;
 	}
 	if (unattended_requested) {
 		r = unattended_begin(&unattended, &install.config, install.settings.config_path,
@@ -512,5 +579,6 @@ out:
 	unattended_release(&unattended);
 	install_release(&install);
 	config_problems_release(&problems);
+	free(downloaded);
 	return r;
 }
