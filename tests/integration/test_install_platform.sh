@@ -12,7 +12,8 @@
 #     every object of every manifest exists with mlboot's labels; the gates
 #     held: the stand-in saw no failed request; binaries are on node1;
 #   - a re-run transfers 0 bytes and changes 0 objects, also with --force;
-#   - kill -9 during the image transfer, between two waves and during a wait,
+#   - kill -9 at ten points (during the image transfer, between two waves,
+#     during a wait, and seven more spread over the plan),
 #     each followed by a re-run, completes with no step done twice;
 #   - 10% injected API faults (503 and dropped connections) still complete;
 #   - a connection cut mid-transfer (node2's sshd restarted and its sessions
@@ -340,7 +341,7 @@ install --force >"$work/force.out" 2>"$work/force.err" || fail "re-run with --fo
 check "--force re-run sends 0 bytes" grep -q ' 0 bytes sent' "$work/force.out"
 check "--force re-run changes no object (same resourceVersions)" test "$versions_before" = "$(resource_versions)"
 
-# --- kill -9 at three points, then a re-run ------------------------------------------
+# --- kill -9 at ten points, then a re-run ------------------------------------------
 # kill_at NAME STEP EVENT: a fresh cluster and empty nodes, mlboot killed when the journal records EVENT of STEP.
 kill_at() {
 	local name=$1 step=$2 event=$3 state
@@ -358,7 +359,12 @@ kill_at() {
 		run_pid=
 		return
 	fi
-	kill -KILL "$run_pid"
+	if ! kill -KILL "$run_pid" 2>/dev/null; then
+		fail "$name: mlboot was still running when the journal recorded $event of $step"
+		wait "$run_pid" 2>/dev/null || true
+		run_pid=
+		return
+	fi
 	wait "$run_pid" 2>/dev/null || true
 	run_pid=
 	if install >"$work/$name-resumed.out" 2>"$work/$name-resumed.err"; then
@@ -379,6 +385,16 @@ kill_at kill-waves apply/kserve/namespaces done
 check "kill-waves: waves done before the kill were skipped" grep -q 'apply/cert-manager/crds: done before' "$work/kill-waves-resumed.err"
 kill_at kill-wait wait/kubeflow start
 check "kill-wait: the interrupted wait ran again" test "$(grep -c '"step":"wait/kubeflow".*"event":"start"' "$work/state-kill-wait/journal")" -eq 2
+# Seven more points, spread over the plan: between two nodes' images, the
+# binaries, the first CRDs, a readiness gate, a cluster-scoped wave, the
+# last component and the sample model's readiness gate.
+kill_at kill-images-node1 images/node1 done
+kill_at kill-binaries binaries/node1 start
+kill_at kill-first-crds apply/cert-manager/crds start
+kill_at kill-gate wait/cert-manager start
+kill_at kill-cluster-wave apply/istio/cluster start
+kill_at kill-last-component apply/argocd/rest start
+kill_at kill-model-wait wait/sample-model start
 
 # --- 10% injected API faults -------------------------------------------------------------
 fresh_standin faults 0.2
