@@ -130,6 +130,7 @@ static int copy_bounded(const char *text, char **out)
 	return 0;
 }
 
+__attribute__((format(printf, 2, 0)))
 static int format_bounded(char **out, const char *format, va_list args)
 {
 	char *text = NULL;
@@ -182,9 +183,13 @@ int report_add(struct report *report, const char *group, const char *id, const c
 	check.title = strdup(title ? title : "");
 	if (!check.group || !check.id || !check.title)
 		goto out;
-	va_start(args, evidence_format);
-	r = format_bounded(&check.evidence, evidence_format ? evidence_format : "", args);
-	va_end(args);
+	if (evidence_format) {
+		va_start(args, evidence_format);
+		r = format_bounded(&check.evidence, evidence_format, args);
+		va_end(args);
+	} else {
+		r = copy_bounded("", &check.evidence);
+	}
 	if (r < 0)
 		goto out;
 	r = copy_bounded(remedy, &check.remedy);

@@ -152,6 +152,7 @@ static void log_write(int level, const char *message)
 	(void)!write(STDERR_FILENO, line, (size_t)n);
 }
 
+__attribute__((format(printf, 3, 0)))
 static void log_vmsg(int level, const char *suffix, const char *format, va_list args)
 {
 	char message[LOG_LINE_MAX];
