@@ -12,7 +12,7 @@
 #include "common.h"
 #include "journal.h"
 
-/* A journal of a whole platform holds a few thousand lines at most. */
+/* An estimate: a journal of a whole platform has a few thousand lines, far below this bound. */
 #define JOURNAL_MAX_BYTES (64u << 20)
 #define JOURNAL_LINE_MAX 8192
 
@@ -216,7 +216,7 @@ static int journal_lock(struct journal *journal)
 		got = pread(journal->lock_fd, pid_text, sizeof(pid_text) - 1, 0);
 		pid_text[got > 0 ? got : 0] = '\0';
 		pid_text[strcspn(pid_text, "\n")] = '\0';
-		log_error("another mlboot install holds '%s' (pid %s): wait for it to finish or stop it",
+		log_error("the lock '%s' is taken by another mlboot install (pid %s): wait for it to finish or stop it",
 			  path, pid_text[0] ? pid_text : "unknown");
 		return -EBUSY;
 	}

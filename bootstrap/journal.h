@@ -3,7 +3,7 @@
  * kept in the state folder so that a re-run skips what is done and goes on
  * where a crash or a power cut stopped it.
  *
- * The folder holds:
+ * The folder contains:
  *   journal  one JSON object a line: {"time","step","digest","event","message"}
  *            where event is "start", "done" or "failed"; each line is written
  *            with one write() and fdatasync()ed before the step goes on;
@@ -48,7 +48,7 @@ struct journal {
 
 /*
  * Opens (creating) the journal in folder and takes the lock. Returns
- * -EBUSY, after logging the holder's pid, when another process holds it.
+ * -EBUSY, after logging the holder's pid, when another process has it.
  */
 int journal_open(const char *folder, struct journal **out);
 /* Reads the journal of folder without taking the lock, for status. */

@@ -2,7 +2,7 @@
  * Growable byte buffers with a hard maximum size.
  *
  * A buffer always keeps a NUL byte after its data, so data can be read as a
- * C string when it holds text. Appending past the maximum fails with -E2BIG
+ * C string when it contains text. Appending past the maximum fails with -E2BIG
  * and leaves the buffer as it was. buf_release() frees the memory;
  * buf_release_secret() first overwrites it, for tokens and keys.
  */

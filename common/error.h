@@ -14,7 +14,7 @@
 #define MLB_EUSAGE       (-1002)  /* bad command line: exit 2 */
 #define MLB_EINPUT       (-1003)  /* invalid input file or data: exit 3 */
 #define MLB_EINTEGRITY   (-1004)  /* checksum or signature mismatch: exit 4 */
-#define MLB_EUNREACHABLE (-1005)  /* a host or the API server did not answer: exit 5 */
+#define MLB_EUNREACHABLE (-1005)  /* a host or the API server did not respond: exit 5 */
 #define MLB_EDENIED      (-1006)  /* TLS trust or credentials rejected: exit 6 */
 
 enum mlb_exit {

@@ -114,8 +114,12 @@ static void log_write(int level, const char *message)
 	char prefix[8] = "";
 	int n;
 
+	if (level < LOG_EMERG)
+		level = LOG_EMERG;
+	if (level > LOG_DEBUG)
+		level = LOG_DEBUG;
 	if (log_to_journal)
-		snprintf(prefix, sizeof(prefix), "<%d>", level < 0 ? 0 : level > 7 ? 7 : level);
+		snprintf(prefix, sizeof(prefix), "<%d>", level);
 
 	if (log_format_selected == LOG_FORMAT_JSON) {
 		char escaped[LOG_LINE_MAX * 2 - 128];
