@@ -231,12 +231,22 @@ int node_quote_arg(const char *arg, struct buf *out);
 /*
  * Reads up to size bytes of the upload source at offset into buffer. Returns
  * the number read (short only at the end), 0 at the end, or a negative
- * result code. Offsets only grow during one node_upload(), except for one
- * restart at 0 when a resumed temporary file turns out not to match.
+ * result code. With one stream, offsets only grow during one node_upload(),
+ * except for one restart at 0 when a resumed temporary file turns out not
+ * to match. With several streams (struct node_upload.streams), it is called
+ * from several threads at once, at offsets in different byte ranges.
  */
 typedef ssize_t (*node_read_at_fn)(void *context, void *buffer, size_t size, uint64_t offset);
-/* Reports progress: done bytes of total, including a resumed prefix. */
+/*
+ * Reports progress: done bytes of total, including resumed bytes. With
+ * several streams it is called from their threads, one call at a time.
+ */
 typedef void (*node_progress_fn)(void *context, uint64_t done, uint64_t total);
+
+/* Maximum of struct node_upload.streams. */
+#define NODE_UPLOAD_STREAMS_MAX 8
+/* Default of struct node_upload.split_min_size: 64 MiB. */
+#define NODE_UPLOAD_SPLIT_MIN_SIZE ((uint64_t)64 << 20)
 
 struct node_upload {
 	/* Source: a local file, or read_at with size. */
@@ -251,8 +261,22 @@ struct node_upload {
 	mode_t mode;                     /* permission bits of the result */
 	node_progress_fn progress;
 	void *progress_context;
-	/* Time limit; 0 means options.command_timeout_ms plus 1 s per MiB. */
+	/*
+	 * Time limit of each command that sends bytes; 0 means
+	 * options.command_timeout_ms plus 1 s per MiB of the source, or of
+	 * the range in a split upload.
+	 */
 	unsigned timeout_ms;
+	/*
+	 * Sessions that send one source of at least split_min_size bytes at
+	 * once, each its own byte range, at most NODE_UPLOAD_STREAMS_MAX. 0
+	 * means 2 for a source_path over SSH, and 1 for a local host or a
+	 * read_at source. libssh2 1.10 encrypts on one core per session, so a
+	 * second session lets encryption use a second core.
+	 */
+	unsigned streams;
+	/* Smallest source split over several sessions; 0 means NODE_UPLOAD_SPLIT_MIN_SIZE. */
+	uint64_t split_min_size;
 };
 
 struct node_upload_stats {
@@ -260,6 +284,7 @@ struct node_upload_stats {
 	uint64_t resumed_from;           /* bytes already on the node from an earlier try */
 	uint64_t bytes_sent;             /* bytes sent in this call */
 	char sha256[65];                 /* hex digest of the source */
+	unsigned ranges;                 /* byte ranges sent over separate sessions; 1 unsplit */
 };
 
 /*
@@ -267,8 +292,9 @@ struct node_upload_stats {
  * the destination, or "DIR/.mlboot-part-HASH" when NAME is too long for
  * that. The node then computes the sha256 of the file (with openssl, or
  * sha256sum when it has no openssl). After a match the file gets its mode
- * and is renamed over the destination (mv -f). The node needs sh, cat, wc, chmod, mv and
- * rm. With expected_sha256 the node's digest is compared with it and the
+ * and is renamed over the destination (mv -f). The node needs sh, cat, wc,
+ * chmod, mv and rm, and for a split upload GNU coreutils' dd and split.
+ * With expected_sha256 the node's digest is compared with it and the
  * source is not hashed locally; without it the source is hashed as it is
  * sent.
  *
@@ -278,6 +304,20 @@ struct node_upload_stats {
  * MLB_EINTEGRITY when the node's sha256 differs (the temporary file is then
  * removed) or when the source does not match expected_sha256. stats may be
  * NULL.
+ *
+ * Split uploads: a source of at least split_min_size bytes is cut into up
+ * to streams byte ranges, which start at multiples of the resume block
+ * size (8 MiB, doubled for sources above 8 GiB). Each range is written at
+ * its offset into the same temporary file by dd. The caller's session
+ * sends ranges and runs every other step. The extra sessions are opened
+ * with node_connect() and the same host description and options, except
+ * that they never accept a new host key: each must present the key that
+ * the caller's session verified. A session that cannot be opened leaves
+ * its range to the others, but a rejected host key fails the upload with
+ * MLB_EDENIED. One range's failure does not stop the others, and the call
+ * waits for all of them. To resume, the node reports the sha256 of each
+ * block of the temporary file, and each range restarts after its longest
+ * run of matching blocks.
  */
 int node_upload(struct node_session *session, const struct node_upload *request,
 		struct node_upload_stats *stats, struct node_error *err);

@@ -1,6 +1,9 @@
 /*
  * Uploads over an exec channel: "cat >>TMP" with the file as stdin, a
  * sha256 check on the node, then chmod and "mv -f" over the destination.
+ * Large files are split into byte ranges sent over several sessions
+ * (upload-ranges.c). This file has the request checks, the one-stream
+ * transfer, and the final check and rename that both paths share.
  *
  * SFTP is not used: libssh2 1.10's SFTP writes are slow unless pipelined,
  * and its rename does not overwrite. A stream through one channel has no
@@ -20,27 +23,12 @@
 #include <unistd.h>
 
 #include "error.h"
-#include "hash.h"
 #include "log.h"
-#include "node-internal.h"
+#include "upload-internal.h"
 
 #define PART_SUFFIX ".mlboot-part"
 #define NAME_MAX_BYTES 255
 #define PREFIX_CHUNK (1 << 20)
-/* Small commands of an upload (probe, rename) must finish within this. */
-#define UPLOAD_STEP_TIMEOUT_MS (5 * 60 * 1000)
-
-/*
- * A shell function that prints the sha256 of stdin as hex at the start of
- * the line. openssl uses the CPU's SHA instructions and hashes about five
- * times faster than Debian 12's sha256sum, so it is used when the node has
- * it. On a 2-core Debian 12 VM, "openssl speed" gave 1.9 GB/s and sha256sum
- * of a 512 MiB file 0.4 GB/s. Both print the digest first ("HEX *stdin",
- * "HEX  -").
- */
-#define SHA256_FUNCTION \
-	"sha256_of_stdin() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; " \
-	"else sha256sum; fi; }; "
 
 /*
  * Prints the size and sha256 of the temporary file left by an earlier try,
@@ -66,22 +54,6 @@ static const char transfer_script[] =
 static const char finish_script[] = "chmod \"$3\" \"$1\" && mv -f -- \"$1\" \"$2\"";
 static const char discard_script[] = "rm -f -- \"$1\"";
 
-struct upload_source {
-	const struct node_upload *request;
-	node_read_at_fn read_at;
-	void *context;
-	int fd;
-	uint64_t size;
-};
-
-struct upload_stream {
-	struct upload_source *source;
-	struct read_ahead *ahead;
-	uint64_t offset;
-	uint64_t sent;
-	int error;
-};
-
 static ssize_t file_read_at(void *context, void *buffer, size_t size, uint64_t offset)
 {
 	const struct upload_source *source = context;
@@ -93,8 +65,7 @@ static ssize_t file_read_at(void *context, void *buffer, size_t size, uint64_t o
 	return n < 0 ? -errno : n;
 }
 
-/* Reads exactly len bytes at offset, or fails: the source must not shrink. */
-static int source_read(struct upload_source *source, void *buffer, size_t len, uint64_t offset)
+int upload_source_read(struct upload_source *source, void *buffer, size_t len, uint64_t offset)
 {
 	size_t done = 0;
 
@@ -111,13 +82,37 @@ static int source_read(struct upload_source *source, void *buffer, size_t len, u
 	return 0;
 }
 
-/* stdin of the transfer command: the rest of the source, from the read-ahead thread. */
-static ssize_t stream_read(void *context, void *buffer, size_t size)
+void upload_progress_init(struct upload_progress *progress, const struct node_upload *request,
+			  uint64_t done, uint64_t total)
+{
+	pthread_mutex_init(&progress->lock, NULL);
+	progress->request = request;
+	progress->done = done;
+	progress->total = total;
+	if (request->progress)
+		request->progress(request->progress_context, done, total);
+}
+
+void upload_progress_add(struct upload_progress *progress, uint64_t bytes)
+{
+	const struct node_upload *request = progress->request;
+
+	pthread_mutex_lock(&progress->lock);
+	progress->done += bytes;
+	if (request->progress)
+		request->progress(request->progress_context, progress->done, progress->total);
+	pthread_mutex_unlock(&progress->lock);
+}
+
+void upload_progress_release(struct upload_progress *progress)
+{
+	pthread_mutex_destroy(&progress->lock);
+}
+
+ssize_t upload_stream_read(void *context, void *buffer, size_t size)
 {
 	struct upload_stream *stream = context;
-	struct upload_source *source = stream->source;
-	const struct node_upload *request = source->request;
-	uint64_t left = source->size - stream->offset;
+	uint64_t left = stream->end - stream->offset;
 	ssize_t n;
 
 	if (left == 0)
@@ -133,34 +128,33 @@ static ssize_t stream_read(void *context, void *buffer, size_t size)
 	}
 	stream->offset += (size_t)n;
 	stream->sent += (size_t)n;
-	if (request->progress)
-		request->progress(request->progress_context, stream->offset, source->size);
+	upload_progress_add(stream->progress, (uint64_t)n);
 	return n;
 }
 
-/* Hashes the first len bytes of the source into hash. */
-static int hash_prefix(struct upload_source *source, struct sha256 *hash, uint64_t len)
+int upload_hash_range(struct upload_source *source, struct sha256 *hash, uint64_t offset,
+		      uint64_t len)
 {
 	char *buffer = malloc(PREFIX_CHUNK);
-	uint64_t offset = 0;
+	uint64_t done = 0;
 	int r = 0;
 
 	if (!buffer)
 		return -ENOMEM;
-	while (r == 0 && offset < len) {
-		size_t n = len - offset < PREFIX_CHUNK ? (size_t)(len - offset) : PREFIX_CHUNK;
+	while (r == 0 && done < len) {
+		size_t n = len - done < PREFIX_CHUNK ? (size_t)(len - done) : PREFIX_CHUNK;
 
-		r = source_read(source, buffer, n, offset);
+		r = upload_source_read(source, buffer, n, offset + done);
 		if (r == 0)
 			r = sha256_update(hash, buffer, n);
-		offset += n;
+		done += n;
 	}
 	free(buffer);
 	return r;
 }
 
-static int run_script(struct node_session *session, const char *script, const char *const *args,
-		      unsigned timeout_ms, const struct node_command *base,
+int upload_run_script(struct node_session *session, const char *script, const char *const *args,
+		      unsigned timeout_ms, size_t stdout_max, const struct node_command *base,
 		      struct node_result *result, struct node_error *err)
 {
 	const char *argv[8] = { "sh", "-c", script, "sh" };
@@ -174,9 +168,20 @@ static int run_script(struct node_session *session, const char *script, const ch
 	argv[argc] = NULL;
 	command.argv = argv;
 	command.timeout_ms = timeout_ms;
-	command.stdout_max = 4096;
+	command.stdout_max = stdout_max;
 	command.stderr_max = 4096;
 	return node_run(session, &command, result, err);
+}
+
+unsigned upload_transfer_timeout(const struct node_session *session,
+				 const struct node_upload *request, uint64_t len)
+{
+	uint64_t timeout;
+
+	if (request->timeout_ms)
+		return request->timeout_ms;
+	timeout = session->options.command_timeout_ms + (len >> 20) * 1000;
+	return timeout > UINT32_MAX ? UINT32_MAX : (unsigned)timeout;
 }
 
 /* Builds "DIR/.NAME.mlboot-part", or "DIR/.mlboot-part-HASH" for a long NAME. */
@@ -223,7 +228,29 @@ static int validate_request(const struct node_upload *request, const char *host_
 		return node_fail(err, -EINVAL, host_name, "upload without a source");
 	if (request->expected_sha256 && !sha256_is_hex(request->expected_sha256))
 		return node_fail(err, -EINVAL, host_name, "invalid expected sha256");
+	if (request->streams > NODE_UPLOAD_STREAMS_MAX)
+		return node_fail(err, MLB_EINPUT, host_name,
+				 "invalid upload stream count %u: the maximum is %d",
+				 request->streams, NODE_UPLOAD_STREAMS_MAX);
 	return 0;
+}
+
+/*
+ * The number of sessions to use for a source of size bytes. A local host
+ * has no encryption to spread over cores, and a caller's read_at may not
+ * allow reads from several threads, so both default to one.
+ */
+static unsigned stream_count(const struct node_session *session,
+			     const struct node_upload *request, uint64_t size)
+{
+	uint64_t split_min_size = request->split_min_size ? request->split_min_size :
+				  NODE_UPLOAD_SPLIT_MIN_SIZE;
+
+	if (size < split_min_size)
+		return 1;
+	if (request->streams)
+		return request->streams;
+	return session->host->local || !request->source_path ? 1 : 2;
 }
 
 static int open_source(const struct node_upload *request, struct upload_source *source,
@@ -270,7 +297,8 @@ static int find_resume_point(struct node_session *session, struct upload_source 
 	int r;
 
 	*resume_from = 0;
-	r = run_script(session, probe_script, args, UPLOAD_STEP_TIMEOUT_MS, NULL, result, err);
+	r = upload_run_script(session, probe_script, args, UPLOAD_STEP_TIMEOUT_MS,
+			      UPLOAD_STEP_OUTPUT_MAX, NULL, result, err);
 	if (r < 0)
 		return r;
 	if (result->exit_status != 0 || strcmp(buf_str(&result->out), "none\n") == 0)
@@ -287,7 +315,7 @@ static int find_resume_point(struct node_session *session, struct upload_source 
 	/* Hash the prefix twice over: once alone to compare, once into the whole. */
 	r = sha256_init(&prefix);
 	if (r == 0)
-		r = hash_prefix(source, &prefix, length);
+		r = upload_hash_range(source, &prefix, 0, length);
 	if (r == 0)
 		r = sha256_final(&prefix, digest);
 	sha256_release(&prefix);
@@ -300,7 +328,7 @@ static int find_resume_point(struct node_session *session, struct upload_source 
 			  host_name, length, part);
 		return 0;
 	}
-	r = hash ? hash_prefix(source, hash, length) : 0;
+	r = hash ? upload_hash_range(source, hash, 0, length) : 0;
 	if (r < 0)
 		return node_fail(err, r, host_name, "cannot read the upload source: %s",
 				 mlb_strerror(r));
@@ -320,19 +348,19 @@ static int transfer(struct node_session *session, struct upload_source *source, 
 {
 	const struct node_upload *request = source->request;
 	const char *host_name = session->host->name;
-	struct upload_stream stream = { .source = source, .offset = resume_from };
-	struct node_command command = { .stdin_read = stream_read, .stdin_context = &stream };
+	struct upload_progress progress;
+	struct upload_stream stream = { .source = source, .progress = &progress,
+					.offset = resume_from, .end = source->size };
+	struct node_command command = { .stdin_read = upload_stream_read, .stdin_context = &stream };
 	struct node_result result;
 	char resume_text[32];
 	const char *args[3] = { part, resume_text, NULL };
-	uint64_t timeout;
+	unsigned timeout;
 	int r, read_error;
 
 	node_result_init(&result);
-	timeout = request->timeout_ms ? request->timeout_ms :
-		  session->options.command_timeout_ms + (source->size >> 20) * 1000;
-	if (timeout > UINT32_MAX)
-		timeout = UINT32_MAX;
+	upload_progress_init(&progress, request, resume_from, source->size);
+	timeout = upload_transfer_timeout(session, request, source->size);
 	snprintf(resume_text, sizeof(resume_text), "%llu", (unsigned long long)resume_from);
 
 	r = node_read_ahead_start(source->read_at, source->context, resume_from, source->size, hash,
@@ -342,7 +370,8 @@ static int transfer(struct node_session *session, struct upload_source *source, 
 			      mlb_strerror(r));
 		goto out;
 	}
-	r = run_script(session, transfer_script, args, (unsigned)timeout, &command, &result, err);
+	r = upload_run_script(session, transfer_script, args, timeout, UPLOAD_STEP_OUTPUT_MAX,
+			      &command, &result, err);
 	read_error = node_read_ahead_stop(stream.ahead);
 	stats->bytes_sent = stream.sent;
 	if (r == 0 && (stream.error < 0 || read_error < 0)) {
@@ -368,6 +397,7 @@ static int transfer(struct node_session *session, struct upload_source *source, 
 	}
 	r = 0;
 out:
+	upload_progress_release(&progress);
 	node_result_release(&result);
 	return r;
 }
@@ -386,8 +416,8 @@ static int install(struct node_session *session, const struct node_upload *reque
 
 	node_result_init(&result);
 	if (strcmp(remote_hex, expected_hex) != 0) {
-		run_script(session, discard_script, discard_args, UPLOAD_STEP_TIMEOUT_MS, NULL,
-			   &result, NULL);
+		upload_run_script(session, discard_script, discard_args, UPLOAD_STEP_TIMEOUT_MS,
+				  UPLOAD_STEP_OUTPUT_MAX, NULL, &result, NULL);
 		r = node_fail(err, MLB_EINTEGRITY, host_name,
 			      "'%s' arrived with sha256 %s, but %s was expected%s; the temporary "
 			      "file was removed, so uploading again starts over", request->destination,
@@ -397,8 +427,8 @@ static int install(struct node_session *session, const struct node_upload *reque
 	}
 
 	snprintf(mode_text, sizeof(mode_text), "%04o", (unsigned)request->mode);
-	r = run_script(session, finish_script, finish_args, UPLOAD_STEP_TIMEOUT_MS, NULL, &result,
-		       err);
+	r = upload_run_script(session, finish_script, finish_args, UPLOAD_STEP_TIMEOUT_MS,
+			      UPLOAD_STEP_OUTPUT_MAX, NULL, &result, err);
 	if (r < 0)
 		goto out;
 	if (result.exit_status != 0) {
@@ -429,6 +459,7 @@ int node_upload(struct node_session *session, const struct node_upload *request,
 	unsigned char digest[SHA256_BYTES];
 	char remote_hex[SHA256_HEX_LEN + 1] = "";
 	uint64_t resume_from = 0;
+	unsigned streams;
 	int r;
 
 	node_result_init(&result);
@@ -461,18 +492,24 @@ int node_upload(struct node_session *session, const struct node_upload *request,
 		local_hash = &hash;
 	}
 
-	r = find_resume_point(session, &source, buf_str(&part), local_hash, &resume_from, &result,
-			      err);
-	if (r < 0)
-		goto out;
-	stats->resumed_from = resume_from;
-	if (request->progress)
-		request->progress(request->progress_context, resume_from, source.size);
-
-	r = transfer(session, &source, buf_str(&part), resume_from, local_hash, stats, remote_hex,
-		     err);
-	if (r < 0)
-		goto out;
+	streams = stream_count(session, request, source.size);
+	if (streams > 1 && upload_range_count(source.size, streams) > 1) {
+		r = upload_ranges(session, &source, buf_str(&part), streams, local_hash, stats,
+				  remote_hex, err);
+		if (r < 0)
+			goto out;
+	} else {
+		r = find_resume_point(session, &source, buf_str(&part), local_hash, &resume_from,
+				      &result, err);
+		if (r < 0)
+			goto out;
+		stats->resumed_from = resume_from;
+		stats->ranges = 1;
+		r = transfer(session, &source, buf_str(&part), resume_from, local_hash, stats,
+			     remote_hex, err);
+		if (r < 0)
+			goto out;
+	}
 
 	if (local_hash) {
 		r = sha256_final(local_hash, digest);

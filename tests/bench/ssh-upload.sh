@@ -4,14 +4,23 @@
 # the same run.
 #
 # The file (MLB_BENCH_UPLOAD_MIB MiB of random bytes, default 512) is sent
-# MLB_BENCH_RUNS times (default 3) by each tool, alternating. The fastest
-# run of each counts, because these machines are shared and a run can lose
-# the CPU to another job. mlboot is run as install runs it: the
-# expected sha256 comes from the bundle index, so only the node hashes the
-# file. A second line gives mlboot without an expected digest, which also
-# hashes the file locally. MB is 10^6 bytes.
+# MLB_BENCH_RUNS times (default 5) by each tool, alternating, so that load
+# from other jobs on a shared machine falls on both. mlboot runs in its
+# default configuration, as install runs it: 2 sessions for a file of 64 MiB
+# or more, and the expected sha256 from the bundle index, so only the node
+# hashes the file. Three more lines explain the gap: mlboot with one
+# session, mlboot without an expected digest (it also hashes the file
+# locally), and scp held to aes128-ctr with hmac-sha2-256, the cipher and
+# MAC that libssh2 1.10 negotiates. Each line gives the median and the range
+# of the runs; the ratio divides the medians. After the runs, the sha256 of
+# each copy on the node is checked against the file's. MB is 10^6 bytes.
 #
-# Prints: upload: mlboot X MB/s, scp Y MB/s, ratio Z
+# Prints:
+#   machine: N cores, load average L at the start
+#   upload: mlboot X MB/s (min-max), scp Y MB/s (min-max), ratio Z
+#   upload with one session: ...
+#   upload without expected digest: ...
+#   scp with mlboot's cipher and MAC: scp X MB/s (min-max), scp Y MB/s (min-max), ratio Z
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,7 +35,7 @@ export MLB_TESTBED_DIR=/tmp/mlbssh-testbed
 unset MLB_TESTBED_SUDO_PASSWORD MLB_TESTBED_BASTION_ONLY
 
 mib=${MLB_BENCH_UPLOAD_MIB:-512}
-runs=${MLB_BENCH_RUNS:-3}
+runs=${MLB_BENCH_RUNS:-5}
 [[ $mib =~ ^[0-9]+$ ]] && [ "$mib" -ge 1 ] || mlb_die "invalid MLB_BENCH_UPLOAD_MIB '$mib'"
 [[ $runs =~ ^[0-9]+$ ]] && [ "$runs" -ge 1 ] || mlb_die "invalid MLB_BENCH_RUNS '$runs'"
 [ "$(id -u)" -eq 0 ] || mlb_die "needs root for the testbed's network namespaces"
@@ -65,33 +74,47 @@ seconds() {
 	awk -v ns="$((end - start))" 'BEGIN { printf "%.3f\n", ns / 1e9 }'
 }
 
-best() {
-	printf '%s\n' "$@" | sort -n | head -n 1
+# Prints "MEDIAN MIN MAX" of the rates in MB/s for the given run times.
+rates() {
+	printf '%s\n' "$@" | awk -v bytes="$bytes" '{ print bytes / $1 / 1e6 }' | sort -n |
+		awk '{ r[NR] = $1 } END {
+			m = NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
+			printf "%.1f %.1f %.1f\n", m, r[1], r[NR] }'
 }
 
-mlboot_times=() plain_times=() scp_times=()
+# Prints one result line: LABEL, NAME and rates of the tool measured, then
+# the rates of scp with its defaults.
+report() {
+	local label=$1 name=$2 median min max scp_median scp_min scp_max
+	read -r median min max <<<"$3"
+	read -r scp_median scp_min scp_max <<<"$4"
+	printf '%s: %s %s MB/s (%s-%s), scp %s MB/s (%s-%s), ratio %s\n' "$label" "$name" \
+		"$median" "$min" "$max" "$scp_median" "$scp_min" "$scp_max" \
+		"$(awk -v a="$median" -v b="$scp_median" 'BEGIN { printf "%.2f", a / b }')"
+}
+
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1 /proc/loadavg) at the start"
+mlboot_times=() single_times=() plain_times=() scp_times=() scp_ctr_times=()
 for ((run = 1; run <= runs; run++)); do
 	mlboot_times+=("$(seconds "$probe" "${host[@]}" --sha256 "$digest" upload "$file" /tmp/bench-mlboot.bin)")
 	scp_times+=("$(seconds scp -q -F "$MLB_TESTBED_SSH_CONFIG" "$file" node1:/tmp/bench-scp.bin)")
-	plain_times+=("$(seconds "$probe" "${host[@]}" upload "$file" /tmp/bench-mlboot.bin)")
+	single_times+=("$(seconds "$probe" "${host[@]}" --upload-streams 1 --sha256 "$digest" upload "$file" /tmp/bench-mlboot-single.bin)")
+	plain_times+=("$(seconds "$probe" "${host[@]}" upload "$file" /tmp/bench-mlboot-plain.bin)")
+	scp_ctr_times+=("$(seconds scp -q -F "$MLB_TESTBED_SSH_CONFIG" -o Ciphers=aes128-ctr -o MACs=hmac-sha2-256 "$file" node1:/tmp/bench-scp-ctr.bin)")
 done
 
-# Both copies arrived whole.
-for copy in /tmp/bench-mlboot.bin /tmp/bench-scp.bin; do
+# Every copy arrived whole.
+for copy in /tmp/bench-mlboot.bin /tmp/bench-mlboot-single.bin /tmp/bench-mlboot-plain.bin \
+	/tmp/bench-scp.bin /tmp/bench-scp-ctr.bin; do
 	remote=$("$testbed/node-exec" node1 sha256sum "$copy" | cut -c1-64)
 	[ "$remote" = "$digest" ] || mlb_die "node1:$copy has sha256 $remote, expected $digest"
 done
 
-rate() {
-	awk -v bytes="$bytes" -v seconds="$1" 'BEGIN { printf "%.1f\n", bytes / seconds / 1e6 }'
-}
-
-ratio() {
-	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", a / b }'
-}
-mlboot_rate=$(rate "$(best "${mlboot_times[@]}")")
-plain_rate=$(rate "$(best "${plain_times[@]}")")
-scp_rate=$(rate "$(best "${scp_times[@]}")")
-echo "seconds per run: mlboot ${mlboot_times[*]}; without digest ${plain_times[*]}; scp ${scp_times[*]}" >&2
-echo "upload: mlboot $mlboot_rate MB/s, scp $scp_rate MB/s, ratio $(ratio "$mlboot_rate" "$scp_rate")"
-echo "upload without expected digest: mlboot $plain_rate MB/s, scp $scp_rate MB/s, ratio $(ratio "$plain_rate" "$scp_rate")"
+echo "seconds per run: mlboot ${mlboot_times[*]}; one session ${single_times[*]};" \
+	"without digest ${plain_times[*]}; scp ${scp_times[*]};" \
+	"scp with mlboot's cipher ${scp_ctr_times[*]}" >&2
+scp_rates=$(rates "${scp_times[@]}")
+report "upload" mlboot "$(rates "${mlboot_times[@]}")" "$scp_rates"
+report "upload with one session" mlboot "$(rates "${single_times[@]}")" "$scp_rates"
+report "upload without expected digest" mlboot "$(rates "${plain_times[@]}")" "$scp_rates"
+report "scp with mlboot's cipher and MAC" scp "$(rates "${scp_ctr_times[@]}")" "$scp_rates"

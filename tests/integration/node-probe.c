@@ -14,9 +14,10 @@
  *   --bastion-key FILE --bastion-host-key FP --bastion-known-hosts FILE
  *
  * Global options: --accept-new-host-keys, --parallel N, --connect-timeout MS,
- * --command-timeout MS, --mode OCTAL and --sha256 HEX (upload: the expected
- * digest, as install passes it from the bundle index), --raw (run on one
- * host: print only its stdout), -v (debug log).
+ * --command-timeout MS, --mode OCTAL, --sha256 HEX (upload: the expected
+ * digest, as install passes it from the bundle index), --upload-streams N
+ * (upload: sessions per large file; 0, the default, lets the node module
+ * choose), --raw (run on one host: print only its stdout), -v (debug log).
  *
  * Output: "run" prints "--- NAME exit=N" and the captured stdout for each
  * host (or only the stdout with --raw). "upload" prints one line per host:
@@ -52,6 +53,7 @@ struct probe {
 	const char *source;
 	const char *destination;
 	const char *sha256;
+	unsigned streams;
 	struct node_upload_stats stats[MAX_HOSTS];
 };
 
@@ -179,6 +181,7 @@ static int upload_task(const struct node_host *host, size_t index, void *context
 		.destination = probe->destination,
 		.expected_sha256 = probe->sha256,
 		.mode = probe->mode,
+		.streams = probe->streams,
 	};
 	int r;
 
@@ -261,6 +264,8 @@ int main(int argc, char **argv)
 			probe.options.command_timeout_ms = parse_number(argv[++i], 86400000, 10);
 		else if (strcmp(arg, "--sha256") == 0)
 			probe.sha256 = argv[++i];
+		else if (strcmp(arg, "--upload-streams") == 0)
+			probe.streams = parse_number(argv[++i], NODE_UPLOAD_STREAMS_MAX, 10);
 		else if (strcmp(arg, "--mode") == 0)
 			probe.mode = parse_number(argv[++i], 07777, 8);
 		else if (host_option(&probe, arg, argv[i + 1]))

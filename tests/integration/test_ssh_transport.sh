@@ -11,7 +11,10 @@
 # the sudo user with and without a sudo password, the bastion hop (also with
 # node3 unreachable directly), a missing exit status, a command time limit,
 # an upload cut mid-way by a TCP proxy and resumed, and hostile file names
-# uploaded and listed back byte for byte.
+# uploaded and listed back byte for byte. Uploads of 64 MiB or more go over
+# two sessions: covered are their content and session count, a cut of one
+# session then a resume, a wrong expected digest, a second session that
+# reaches another host and must fail its host key check, and the bastion.
 #
 # Exit status: 0 pass, 77 skip (not root, or no namespaces here), 1 fail.
 # It runs a testbed of its own (prefix mlbssh) on 198.18.0.0/24, so it
@@ -418,6 +421,169 @@ case_upload_cut_and_resumed() {
 	! "$testbed/node-exec" node1 test -e /tmp/.resume.bin.mlboot-part
 }
 
+# A TCP proxy on loopback for the sessions of one split upload. Connection
+# N (1-based) goes to the Nth address of the comma-separated TARGETS, or to
+# the last one. Connection CUT is reset after LIMIT bytes from the client,
+# and the others are forwarded whole. It serves up to 4 connections.
+start_session_proxy() {
+	local targets=$1 cut=$2 limit=$3
+	rm -f "$work/proxy.port"
+	python3 - "$work/proxy.port" "$targets" "$cut" "$limit" <<'EOF' &
+import os, socket, struct, sys, threading
+port_file, targets, cut, limit = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3]), int(sys.argv[4])
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(4)
+server.settimeout(60)
+with open(port_file + ".new", "w") as f:
+    f.write(str(server.getsockname()[1]))
+os.rename(port_file + ".new", port_file)
+
+def copy(source, sink, limit):
+    sent = 0
+    try:
+        while limit is None or sent < limit:
+            data = source.recv(65536)
+            if not data:
+                break
+            if limit is not None:
+                data = data[: limit - sent]
+            sink.sendall(data)
+            sent += len(data)
+    except OSError:
+        pass
+    if limit is not None:
+        # Reset both connections, as a dropped link or a killed peer would.
+        for s in (source, sink):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+    else:
+        try:
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+threads = []
+for number in range(1, 5):
+    try:
+        client, _ = server.accept()
+    except socket.timeout:
+        break
+    upstream = socket.create_connection((targets[min(number, len(targets)) - 1], 22), timeout=60)
+    client.settimeout(60)
+    for args in ((upstream, client, None), (client, upstream, limit if number == cut else None)):
+        thread = threading.Thread(target=copy, args=args, daemon=True)
+        thread.start()
+        threads.append(thread)
+    server.settimeout(10)
+for thread in threads:
+    thread.join(120)
+EOF
+	proxy_pid=$!
+	mlb_wait_until 10 test -s "$work/proxy.port"
+}
+
+# Counts the sessions node I's sshd accepted for root from ADDRESS (default:
+# the root namespace).
+accepted_sessions() {
+	local log=MLB_NODE${1}_SSHD_LOG
+	grep -c "Accepted publickey for root from ${2:-$MLB_TESTBED_BRIDGE_ADDR} " "${!log}"
+}
+
+case_split_upload() {
+	local size=$((80 * 1024 * 1024 + 17)) sha before remote
+	head -c "$size" /dev/urandom >"$work/split.bin"
+	sha=$(sha256sum <"$work/split.bin" | cut -c1-64)
+	mapfile -t args < <(node 1)
+	before=$(accepted_sessions 1)
+	probe "${args[@]}" upload "$work/split.bin" /tmp/split.bin
+	expect_status 0 || return 1
+	grep -q "resumed=0 sent=$size sha256=$sha" "$work/out" || { cat "$work/out" >&2; return 1; }
+	# The caller's session and one extra session for the second range.
+	[ "$(accepted_sessions 1)" -eq $((before + 2)) ] ||
+		{ echo "expected 2 new sessions, got $(($(accepted_sessions 1) - before))" >&2; return 1; }
+	remote=$("$testbed/node-exec" node1 sha256sum /tmp/split.bin | cut -c1-64)
+	[ "$remote" = "$sha" ] || { echo "node has $remote, expected $sha" >&2; return 1; }
+	! "$testbed/node-exec" node1 test -e /tmp/.split.bin.mlboot-part
+}
+
+case_split_upload_cut_and_resumed() {
+	local size=$((80 * 1024 * 1024)) half=$((40 * 1024 * 1024)) port resumed sent sha remote
+	head -c "$size" /dev/urandom >"$work/split-resume.bin"
+	sha=$(sha256sum <"$work/split-resume.bin" | cut -c1-64)
+	mapfile -t args < <(node 1)
+	probe "${args[@]}" run -- rm -f /tmp/split-resume.bin /tmp/.split-resume.bin.mlboot-part
+
+	# The second session (one of the two 40 MiB ranges) is cut after 16 MiB.
+	start_session_proxy "$MLB_NODE1_ADDR" 2 $((16 * 1024 * 1024)) || return 1
+	port=$(cat "$work/proxy.port")
+	probe --host node1 --address 127.0.0.1 --port "$port" --key "$MLB_TESTBED_KEY_ED25519" \
+		--host-key "$MLB_NODE1_HOSTKEY_ED25519" upload "$work/split-resume.bin" /tmp/split-resume.bin
+	wait "$proxy_pid"
+	proxy_pid=
+	expect_status 5 && expect_error "host 'node1'" "lost" || return 1
+	! "$testbed/node-exec" node1 test -e /tmp/split-resume.bin || return 1
+	# The node's dd may still be writing what it received.
+	sleep 1
+
+	probe "${args[@]}" upload "$work/split-resume.bin" /tmp/split-resume.bin
+	expect_status 0 || return 1
+	resumed=$(sed -n 's/.* resumed=\([0-9]*\) .*/\1/p' "$work/out")
+	sent=$(sed -n 's/.* sent=\([0-9]*\) .*/\1/p' "$work/out")
+	echo "resumed from $resumed bytes, sent $sent of $size" >&2
+	# The uncut range arrived whole; the cut one resumes at a block boundary.
+	[ "$resumed" -ge "$half" ] && [ "$sent" -gt 0 ] && [ "$sent" -le "$half" ] &&
+		[ $((resumed + sent)) -eq "$size" ] || { cat "$work/out" >&2; return 1; }
+	grep -q "sha256=$sha" "$work/out" || return 1
+	remote=$("$testbed/node-exec" node1 sha256sum /tmp/split-resume.bin | cut -c1-64)
+	[ "$remote" = "$sha" ] || { echo "node has $remote, expected $sha" >&2; return 1; }
+	! "$testbed/node-exec" node1 test -e /tmp/.split-resume.bin.mlboot-part
+}
+
+case_split_upload_wrong_digest() {
+	local wrong=0000000000000000000000000000000000000000000000000000000000000000
+	head -c $((70 * 1024 * 1024)) /dev/urandom >"$work/split-wrong.bin"
+	mapfile -t args < <(node 1)
+	probe "${args[@]}" --sha256 "$wrong" upload "$work/split-wrong.bin" /tmp/split-wrong.bin
+	expect_status 4 && expect_error "host 'node1'" "arrived with sha256" "$wrong" || return 1
+	! "$testbed/node-exec" node1 test -e /tmp/split-wrong.bin &&
+		! "$testbed/node-exec" node1 test -e /tmp/.split-wrong.bin.mlboot-part
+}
+
+case_split_upload_other_host_rejected() {
+	local port
+	head -c $((70 * 1024 * 1024)) /dev/urandom >"$work/split-other.bin"
+	# The first session reaches node1. The second one, through the same
+	# address, reaches node2 and must fail node1's pinned host key.
+	start_session_proxy "$MLB_NODE1_ADDR,$MLB_NODE2_ADDR" 0 0 || return 1
+	port=$(cat "$work/proxy.port")
+	probe --host node1 --address 127.0.0.1 --port "$port" --key "$MLB_TESTBED_KEY_ED25519" \
+		--host-key "$MLB_NODE1_HOSTKEY_ED25519" upload "$work/split-other.bin" /tmp/split-other.bin
+	kill "$proxy_pid" 2>/dev/null
+	wait "$proxy_pid" 2>/dev/null
+	proxy_pid=
+	expect_status 6 &&
+		expect_error "host 'node1'" "host key verification failed" \
+			"$MLB_NODE1_HOSTKEY_ED25519" "$MLB_NODE2_HOSTKEY_ED25519" || return 1
+	! "$testbed/node-exec" node1 test -e /tmp/split-other.bin &&
+		! "$testbed/node-exec" node2 test -e /tmp/split-other.bin &&
+		! "$testbed/node-exec" node2 test -e /tmp/.split-other.bin.mlboot-part
+}
+
+case_split_upload_through_bastion() {
+	local sha before
+	head -c $((72 * 1024 * 1024 + 5)) /dev/urandom >"$work/split-bastion.bin"
+	sha=$(sha256sum <"$work/split-bastion.bin" | cut -c1-64)
+	before=$(accepted_sessions 3 "$MLB_NODE1_ADDR")
+	mapfile -t args < <(node 3 --bastion-address "$MLB_NODE1_ADDR" \
+		--bastion-key "$MLB_TESTBED_KEY_ED25519" --bastion-known-hosts "$MLB_TESTBED_KNOWN_HOSTS")
+	probe "${args[@]}" upload "$work/split-bastion.bin" /tmp/split-bastion.bin
+	expect_status 0 && grep -q "sha256=$sha" "$work/out" || return 1
+	# Both sessions reached node3 through node1.
+	[ "$(accepted_sessions 3 "$MLB_NODE1_ADDR")" -eq $((before + 2)) ] || return 1
+	[ "$("$testbed/node-exec" node3 sha256sum /tmp/split-bastion.bin | cut -c1-64)" = "$sha" ]
+}
+
 case_hostile_names() {
 	local name
 	local -a names=(
@@ -469,6 +635,11 @@ check "missing exit status" case_missing_exit_status
 check "command time limit" case_command_time_limit
 check "upload cut and resumed" case_upload_cut_and_resumed
 check "hostile file names" case_hostile_names
+check "split upload over two sessions" case_split_upload
+check "split upload cut and resumed" case_split_upload_cut_and_resumed
+check "split upload with a wrong digest" case_split_upload_wrong_digest
+check "split upload session to another host" case_split_upload_other_host_rejected
+check "split upload through a bastion" case_split_upload_through_bastion
 
 echo "ssh transport: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
