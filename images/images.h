@@ -331,14 +331,6 @@ void registry_client_free(struct registry_client *client);
 const struct registry_stats *registry_client_stats(const struct registry_client *client);
 
 /*
- * Resolves a reference to the digest of its manifest or index (the
- * reference's own digest when it has one, checked against the registry's
- * content). Blocks on the network.
- */
-int registry_resolve(struct registry_client *client, const struct image_reference *ref,
-		     char digest[IMAGE_DIGEST_MAX + 1]);
-
-/*
  * Pulls an image into layout and records it under its name (the
  * reference's registry/repository:tag, or registry/repository@digest when
  * it has no tag). Of an index, the index itself and the manifests for the

@@ -996,38 +996,6 @@ static int pull_index(struct registry_client *client, const char *host, const ch
 	return r;
 }
 
-int registry_resolve(struct registry_client *client, const struct image_reference *ref,
-		     char digest[IMAGE_DIGEST_MAX + 1])
-{
-	struct buf body = BUF_INIT(IMAGE_MANIFEST_MAX);
-	struct request request = { .method = "HEAD", .accept = manifest_accept, .repository = ref->repository,
-				   .sink = { .memory = &body } };
-	struct response response;
-	char path[IMAGE_TAG_MAX + 16], content_type[IMAGE_MEDIA_TYPE_MAX + 1];
-	bool mirrored;
-	int r;
-
-	request.host = content_host(client, ref, &mirrored);
-	if (ref->digest[0]) {
-		r = fetch_manifest(client, request.host, ref->repository, ref->digest, ref->digest, &body, content_type,
-				   digest);
-		goto out;
-	}
-	snprintf(path, sizeof(path), "manifests/%s", ref->tag);
-	r = registry_request(client, &request, path, &response);
-	if (r == 0 && strncmp(response.digest, "sha256:", 7) == 0 && strlen(response.digest) == IMAGE_DIGEST_MAX &&
-	    sha256_is_hex(response.digest + 7)) {
-		strcpy(digest, response.digest);
-		goto out;
-	}
-	/* No digest header on HEAD: fetch the manifest and hash it. */
-	if (r == 0)
-		r = fetch_manifest(client, request.host, ref->repository, ref->tag, NULL, &body, content_type, digest);
-out:
-	buf_release(&body);
-	return r;
-}
-
 int registry_pull(struct registry_client *client, const struct image_reference *ref,
 		  const char *pinned_digest, struct image_layout *layout,
 		  char digest_out[IMAGE_DIGEST_MAX + 1])
