@@ -277,6 +277,12 @@ struct node_upload {
 	unsigned streams;
 	/* Smallest source split over several sessions; 0 means NODE_UPLOAD_SPLIT_MIN_SIZE. */
 	uint64_t split_min_size;
+	/*
+	 * Flush the file to disk before the rename and its folder after it
+	 * ("sync" on the node), so that a power cut after node_upload()
+	 * returns cannot leave a short file under the destination's name.
+	 */
+	bool sync;
 };
 
 struct node_upload_stats {

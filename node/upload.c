@@ -51,7 +51,17 @@ static const char transfer_script[] =
 	"{ echo \"temporary file changed during the upload\" >&2; exit 3; }; fi; "
 	"cat >>\"$t\" || exit 4; sha256_of_stdin <\"$t\"";
 
-static const char finish_script[] = "chmod \"$3\" \"$1\" && mv -f -- \"$1\" \"$2\"";
+/*
+ * Gives the temporary file its mode and renames it over the destination.
+ * With $4 = "sync", the file is flushed to disk before the rename and its
+ * folder after it. "sync FILE" needs GNU coreutils 8.24 or a recent
+ * BusyBox; elsewhere a plain "sync" flushes every file system.
+ */
+static const char finish_script[] =
+	"chmod \"$3\" \"$1\" || exit 1; "
+	"if [ \"$4\" = sync ]; then sync -- \"$1\" 2>/dev/null || sync || exit 1; fi; "
+	"mv -f -- \"$1\" \"$2\" || exit 1; "
+	"if [ \"$4\" = sync ]; then sync -- \"${2%/*}/\" 2>/dev/null || sync || exit 1; fi";
 static const char discard_script[] = "rm -f -- \"$1\"";
 
 static ssize_t file_read_at(void *context, void *buffer, size_t size, uint64_t offset)
@@ -157,13 +167,13 @@ int upload_run_script(struct node_session *session, const char *script, const ch
 		      unsigned timeout_ms, size_t stdout_max, const struct node_command *base,
 		      struct node_result *result, struct node_error *err)
 {
-	const char *argv[8] = { "sh", "-c", script, "sh" };
+	const char *argv[9] = { "sh", "-c", script, "sh" };
 	struct node_command command = { 0 };
 	size_t argc = 4;
 
 	if (base)
 		command = *base;
-	for (size_t i = 0; args[i] && argc < 7; i++)
+	for (size_t i = 0; args[i] && argc < 8; i++)
 		argv[argc++] = args[i];
 	argv[argc] = NULL;
 	command.argv = argv;
@@ -404,13 +414,15 @@ out:
 
 /* Checks the node's sha256 against the expected one, then renames the file into place. */
 static int install(struct node_session *session, const struct node_upload *request,
-		   const char *part, const char *remote_hex, const char *expected_hex,
+		   const char *part, uint64_t size, const char *remote_hex, const char *expected_hex,
 		   struct node_error *err)
 {
 	const char *host_name = session->host->name;
 	const char *discard_args[] = { part, NULL };
 	char mode_text[8];
-	const char *finish_args[] = { part, request->destination, mode_text, NULL };
+	const char *finish_args[] = { part, request->destination, mode_text,
+				      request->sync ? "sync" : "", NULL };
+	unsigned timeout = UPLOAD_STEP_TIMEOUT_MS;
 	struct node_result result;
 	int r;
 
@@ -427,7 +439,10 @@ static int install(struct node_session *session, const struct node_upload *reque
 	}
 
 	snprintf(mode_text, sizeof(mode_text), "%04o", (unsigned)request->mode);
-	r = upload_run_script(session, finish_script, finish_args, UPLOAD_STEP_TIMEOUT_MS,
+	/* Writing the file to disk can take as long as sending it. */
+	if (request->sync)
+		timeout = upload_transfer_timeout(session, request, size);
+	r = upload_run_script(session, finish_script, finish_args, timeout,
 			      UPLOAD_STEP_OUTPUT_MAX, NULL, &result, err);
 	if (r < 0)
 		goto out;
@@ -521,7 +536,7 @@ int node_upload(struct node_session *session, const struct node_upload *request,
 	} else {
 		snprintf(stats->sha256, sizeof(stats->sha256), "%s", request->expected_sha256);
 	}
-	r = install(session, request, buf_str(&part), remote_hex, stats->sha256, err);
+	r = install(session, request, buf_str(&part), source.size, remote_hex, stats->sha256, err);
 out:
 	sha256_release(&hash);
 	if (source.fd >= 0)

@@ -17,7 +17,9 @@
  * --command-timeout MS, --mode OCTAL, --sha256 HEX (upload: the expected
  * digest, as install passes it from the bundle index), --upload-streams N
  * (upload: sessions per large file; 0, the default, lets the node module
- * choose), --raw (run on one host: print only its stdout), -v (debug log).
+ * choose), --sync (upload: flush the file to disk on the node, as install
+ * does for binaries), --raw (run on one host: print only its stdout), -v
+ * (debug log).
  *
  * Output: "run" prints "--- NAME exit=N" and the captured stdout for each
  * host (or only the stdout with --raw). "upload" prints one line per host:
@@ -54,6 +56,7 @@ struct probe {
 	const char *destination;
 	const char *sha256;
 	unsigned streams;
+	bool sync;
 	struct node_upload_stats stats[MAX_HOSTS];
 };
 
@@ -182,6 +185,7 @@ static int upload_task(const struct node_host *host, size_t index, void *context
 		.expected_sha256 = probe->sha256,
 		.mode = probe->mode,
 		.streams = probe->streams,
+		.sync = probe->sync,
 	};
 	int r;
 
@@ -248,6 +252,8 @@ int main(int argc, char **argv)
 			log_set_level(LOG_DEBUG);
 		else if (strcmp(arg, "--raw") == 0)
 			probe.raw = true;
+		else if (strcmp(arg, "--sync") == 0)
+			probe.sync = true;
 		else if (strcmp(arg, "--accept-new-host-keys") == 0)
 			probe.options.accept_new_host_keys = true;
 		else if (strcmp(arg, "--sudo") == 0)

@@ -2,6 +2,7 @@
  * Uploads split into byte ranges (node/upload-ranges.c), run through the
  * local transport: the same shell steps as over SSH (dd at an offset, the
  * block probe with split, the final sha256), with one session per range.
+ * Also the flush to disk that a request can ask for.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -441,6 +442,120 @@ static void test_split_longer_temporary_file_removed(void **state)
 	free(data);
 }
 
+/*
+ * Puts a "sync" first on PATH that logs its arguments to DIR/sync.log, one
+ * call a line, and then runs the real one, or fails when given arguments
+ * if fail_with_arguments.
+ */
+static void install_logging_sync(struct fixture *f, bool fail_with_arguments, char *old_path,
+				 size_t old_path_size)
+{
+	char bin[128], script_path[160], script[512], path[4096];
+	const char *current = getenv("PATH");
+
+	snprintf(bin, sizeof(bin), "%s/bin", f->dir);
+	assert_true(mkdir(bin, 0700) == 0 || errno == EEXIST);
+	snprintf(script_path, sizeof(script_path), "%s/sync", bin);
+	snprintf(script, sizeof(script),
+		 "#!/bin/sh\necho \"$*\" >>'%s/sync.log'\n%s"
+		 "PATH=/usr/bin:/bin exec sync \"$@\"\n", f->dir,
+		 fail_with_arguments ? "[ $# -eq 0 ] || exit 1\n" : "");
+	assert_int_equal(file_write_atomic(script_path, script, strlen(script), 0700), 0);
+	snprintf(old_path, old_path_size, "%s", current ? current : "/usr/bin:/bin");
+	snprintf(path, sizeof(path), "%s:%s", bin, old_path);
+	assert_int_equal(setenv("PATH", path, 1), 0);
+}
+
+/* Returns the lines that the logging sync wrote, and removes the log. */
+static void read_sync_log(struct fixture *f, struct buf *out)
+{
+	char log_path[128];
+
+	snprintf(log_path, sizeof(log_path), "%s/sync.log", f->dir);
+	assert_int_equal(file_read_all(log_path, 1 << 16, out), 0);
+	unlink(log_path);
+}
+
+static void test_sync_flushes_file_and_folder(void **state)
+{
+	struct fixture *f = *state;
+	struct node_upload request = {
+		.source_path = f->source,
+		.destination = f->destination,
+		.mode = 0640,
+		.sync = true,
+	};
+	struct node_error err = { "" };
+	struct buf log = BUF_INIT(1 << 16);
+	char old_path[4096], expected[512], hex[65];
+	unsigned char *data;
+
+	remove_outputs(f);
+	data = write_source(f->source, 1000, 80, hex);
+	install_logging_sync(f, false, old_path, sizeof(old_path));
+	assert_int_equal(node_upload(f->session, &request, NULL, &err), 0);
+	assert_int_equal(setenv("PATH", old_path, 1), 0);
+
+	read_sync_log(f, &log);
+	snprintf(expected, sizeof(expected), "-- %s\n-- %s/\n", f->part, f->dir);
+	assert_string_equal(buf_str(&log), expected);
+	assert_file_sha256(f->destination, hex);
+	buf_release(&log);
+	free(data);
+}
+
+static void test_sync_falls_back_to_global(void **state)
+{
+	struct fixture *f = *state;
+	struct node_upload request = {
+		.source_path = f->source,
+		.destination = f->destination,
+		.mode = 0640,
+		.sync = true,
+	};
+	struct node_error err = { "" };
+	struct buf log = BUF_INIT(1 << 16);
+	char old_path[4096], expected[512], hex[65];
+	unsigned char *data;
+
+	remove_outputs(f);
+	data = write_source(f->source, 1000, 81, hex);
+	install_logging_sync(f, true, old_path, sizeof(old_path));
+	assert_int_equal(node_upload(f->session, &request, NULL, &err), 0);
+	assert_int_equal(setenv("PATH", old_path, 1), 0);
+
+	read_sync_log(f, &log);
+	snprintf(expected, sizeof(expected), "-- %s\n\n-- %s/\n\n", f->part, f->dir);
+	assert_string_equal(buf_str(&log), expected);
+	assert_file_sha256(f->destination, hex);
+	buf_release(&log);
+	free(data);
+}
+
+static void test_no_sync_unless_asked(void **state)
+{
+	struct fixture *f = *state;
+	struct node_upload request = {
+		.source_path = f->source,
+		.destination = f->destination,
+		.mode = 0640,
+	};
+	struct node_error err = { "" };
+	char old_path[4096], log_path[128], hex[65];
+	unsigned char *data;
+
+	remove_outputs(f);
+	data = write_source(f->source, 1000, 82, hex);
+	install_logging_sync(f, false, old_path, sizeof(old_path));
+	assert_int_equal(node_upload(f->session, &request, NULL, &err), 0);
+	assert_int_equal(setenv("PATH", old_path, 1), 0);
+
+	snprintf(log_path, sizeof(log_path), "%s/sync.log", f->dir);
+	assert_int_equal(access(log_path, F_OK), -1);
+	assert_file_sha256(f->destination, hex);
+	free(data);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -454,6 +569,9 @@ int main(void)
 		cmocka_unit_test(test_split_resumes_one_stream_prefix),
 		cmocka_unit_test(test_split_whole_file_present),
 		cmocka_unit_test(test_split_longer_temporary_file_removed),
+		cmocka_unit_test(test_sync_flushes_file_and_folder),
+		cmocka_unit_test(test_sync_falls_back_to_global),
+		cmocka_unit_test(test_no_sync_unless_asked),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
