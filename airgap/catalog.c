@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "airgap-internal.h"
+#include "fields.h"
 
 #define CATALOG_MAX (4u * 1024 * 1024)
 #define CATALOG_KIND "Catalog"
@@ -55,6 +56,7 @@ struct catalog_component {
 struct catalog {
 	const char *file;            /* the catalog path, for messages */
 	struct bundle_report *report;
+	struct field_reader fields;  /* reader for fields.c, reporting through catalog_error() */
 	struct doc_node *root;
 	const char *name, *version, *kubernetes_min, *kubernetes_max;
 	const char **platforms;
@@ -80,34 +82,19 @@ static void catalog_error(struct catalog *catalog, const struct doc_node *node, 
 		bundle_report_add(catalog->report, MLB_EINPUT, "%s: %s: %s", catalog->file, field, message);
 }
 
-static void check_keys(struct catalog *catalog, const struct doc_node *map, const char *field,
-		       const char *const *known)
+static void catalog_report(void *context, const struct doc_node *node, const char *field, const char *message)
 {
-	for (size_t i = 0; i < map->count; i++) {
-		size_t k;
-
-		for (k = 0; known[k]; k++)
-			if (strcmp(map->items[i]->key, known[k]) == 0)
-				break;
-		if (!known[k]) {
-			struct escaped key;
-
-			catalog_error(catalog, map->items[i], field, "unknown key '%s'", escape_name(&key, map->items[i]->key));
-		}
-	}
+	catalog_error(context, node, field, "%s", message);
 }
 
 /* The text of a scalar member (strings, and numbers as written, such as 1.30); NULL when missing. */
 static const char *get_text(struct catalog *catalog, const struct doc_node *map, const char *field,
 			    const char *key, bool required)
 {
-	const struct doc_node *node = doc_get(map, key);
+	const struct doc_node *node = field_get(&catalog->fields, map, field, key, required);
 
-	if (!node) {
-		if (required)
-			catalog_error(catalog, map, field, "missing '%s'", key);
+	if (!node)
 		return NULL;
-	}
 	if ((node->type != DOC_STRING && node->type != DOC_INT && node->type != DOC_FLOAT) || !node->text ||
 	    node->text_len == 0 || memchr(node->text, '\0', node->text_len)) {
 		catalog_error(catalog, node, field, "'%s' must be a non-empty string", key);
@@ -119,18 +106,7 @@ static const char *get_text(struct catalog *catalog, const struct doc_node *map,
 static const struct doc_node *get_list(struct catalog *catalog, const struct doc_node *map, const char *field,
 				       const char *key, bool required)
 {
-	const struct doc_node *node = doc_get(map, key);
-
-	if (!node) {
-		if (required)
-			catalog_error(catalog, map, field, "missing '%s'", key);
-		return NULL;
-	}
-	if (node->type != DOC_SEQ) {
-		catalog_error(catalog, node, field, "'%s' must be a list", key);
-		return NULL;
-	}
-	return node;
+	return field_get_typed(&catalog->fields, map, field, key, DOC_SEQ, "a list", required);
 }
 
 static bool is_dns_label(const char *text)
@@ -199,6 +175,8 @@ static void parse_manifests(struct catalog *catalog, const struct doc_node *node
 {
 	static const char *const keys[] = { "path", "url", "sha256", NULL };
 	const struct doc_node *list = get_list(catalog, node, component_field, "manifests", false);
+	const struct doc_node *item;
+	struct field_walk walk;
 
 	if (!list)
 		return;
@@ -207,17 +185,12 @@ static void parse_manifests(struct catalog *catalog, const struct doc_node *node
 		bundle_report_add(catalog->report, -ENOMEM, "out of memory");
 		return;
 	}
-	for (size_t j = 0; j < list->count; j++) {
-		const struct doc_node *item = list->items[j];
+	field_walk_init(&walk, &catalog->fields, list, component_field, "manifests", keys,
+			"must be a map with 'path'");
+	while ((item = field_walk_next(&walk))) {
 		struct catalog_file *manifest = &c->manifests[c->manifest_count];
-		char field[128];
+		const char *field = walk.field;
 
-		snprintf(field, sizeof(field), "%s.manifests[%zu]", component_field, j);
-		if (item->type != DOC_MAP) {
-			catalog_error(catalog, item, field, "must be a map with 'path'");
-			continue;
-		}
-		check_keys(catalog, item, field, keys);
 		parse_source(catalog, item, field, &manifest->source);
 		if (!manifest->source.path)
 			continue;
@@ -243,6 +216,8 @@ static void parse_binaries(struct catalog *catalog, const struct doc_node *node,
 {
 	static const char *const keys[] = { "name", "platform", "path", "url", "sha256", NULL };
 	const struct doc_node *list = get_list(catalog, node, component_field, "binaries", false);
+	const struct doc_node *item;
+	struct field_walk walk;
 
 	if (!list)
 		return;
@@ -251,18 +226,13 @@ static void parse_binaries(struct catalog *catalog, const struct doc_node *node,
 		bundle_report_add(catalog->report, -ENOMEM, "out of memory");
 		return;
 	}
-	for (size_t j = 0; j < list->count; j++) {
-		const struct doc_node *item = list->items[j];
+	field_walk_init(&walk, &catalog->fields, list, component_field, "binaries", keys,
+			"must be a map with 'name', 'platform' and 'path'");
+	while ((item = field_walk_next(&walk))) {
 		struct catalog_file *binary = &c->binaries[c->binary_count];
+		const char *field = walk.field;
 		const char *name, *platform;
-		char field[128];
 
-		snprintf(field, sizeof(field), "%s.binaries[%zu]", component_field, j);
-		if (item->type != DOC_MAP) {
-			catalog_error(catalog, item, field, "must be a map with 'name', 'platform' and 'path'");
-			continue;
-		}
-		check_keys(catalog, item, field, keys);
 		name = get_text(catalog, item, field, "name", true);
 		platform = get_text(catalog, item, field, "platform", true);
 		parse_source(catalog, item, field, &binary->source);
@@ -282,6 +252,8 @@ static void parse_images(struct catalog *catalog, const struct doc_node *node, c
 {
 	static const char *const keys[] = { "name", "path", "digest", NULL };
 	const struct doc_node *list = get_list(catalog, node, component_field, "images", false);
+	const struct doc_node *item;
+	struct field_walk walk;
 
 	if (!list)
 		return;
@@ -290,20 +262,15 @@ static void parse_images(struct catalog *catalog, const struct doc_node *node, c
 		bundle_report_add(catalog->report, -ENOMEM, "out of memory");
 		return;
 	}
-	for (size_t j = 0; j < list->count; j++) {
-		const struct doc_node *item = list->items[j];
+	field_walk_init(&walk, &catalog->fields, list, component_field, "images", keys,
+			"must be a map with 'name' and 'path'");
+	while ((item = field_walk_next(&walk))) {
 		struct catalog_image *image = &c->images[c->image_count];
+		const char *field = walk.field;
 		const char *name, *path, *digest;
 		unsigned char ignored[SHA256_BYTES];
-		char field[128];
 		int r;
 
-		snprintf(field, sizeof(field), "%s.images[%zu]", component_field, j);
-		if (item->type != DOC_MAP) {
-			catalog_error(catalog, item, field, "must be a map with 'name' and 'path'");
-			continue;
-		}
-		check_keys(catalog, item, field, keys);
 		name = get_text(catalog, item, field, "name", true);
 		path = get_text(catalog, item, field, "path", false);
 		digest = get_text(catalog, item, field, "digest", false);
@@ -336,30 +303,24 @@ static void parse_components(struct catalog *catalog, const struct doc_node *spe
 {
 	static const char *const keys[] = { "name", "version", "namespace", "manifests", "images", "binaries", NULL };
 	const struct doc_node *list = get_list(catalog, spec, "spec", "components", true);
+	const struct doc_node *node;
+	struct field_walk walk;
 
-	if (!list)
+	if (!list ||
+	    !field_check_count(&catalog->fields, list, "spec.components", BUNDLE_COMPONENTS_MAX, "components"))
 		return;
-	if (list->count > BUNDLE_COMPONENTS_MAX) {
-		catalog_error(catalog, list, "spec.components", "more than %u components", BUNDLE_COMPONENTS_MAX);
-		return;
-	}
 	catalog->components = calloc(list->count + 1, sizeof(*catalog->components));
 	if (!catalog->components) {
 		bundle_report_add(catalog->report, -ENOMEM, "out of memory");
 		return;
 	}
 	catalog->component_count = list->count;
-	for (size_t i = 0; i < list->count; i++) {
-		const struct doc_node *node = list->items[i];
+	field_walk_init(&walk, &catalog->fields, list, "spec", "components", keys, "must be a map");
+	while ((node = field_walk_next(&walk))) {
+		size_t i = walk.index;
 		struct catalog_component *c = &catalog->components[i];
-		char field[64];
+		const char *field = walk.field;
 
-		snprintf(field, sizeof(field), "spec.components[%zu]", i);
-		if (node->type != DOC_MAP) {
-			catalog_error(catalog, node, field, "must be a map");
-			continue;
-		}
-		check_keys(catalog, node, field, keys);
 		c->name = get_text(catalog, node, field, "name", true);
 		c->version = get_text(catalog, node, field, "version", true);
 		c->namespace = get_text(catalog, node, field, "namespace", false);
@@ -384,13 +345,13 @@ static void parse_spec(struct catalog *catalog, const struct doc_node *spec)
 	const struct doc_node *kubernetes = doc_get(spec, "kubernetes");
 	const struct doc_node *platforms = get_list(catalog, spec, "spec", "platforms", true);
 
-	check_keys(catalog, spec, "spec", keys);
+	field_check_keys(&catalog->fields, spec, "spec", keys);
 	catalog->version = get_text(catalog, spec, "spec", "version", true);
 	if (!kubernetes || kubernetes->type != DOC_MAP) {
 		catalog_error(catalog, kubernetes ? kubernetes : spec, "spec.kubernetes",
 			      "missing, or not a map with minVersion and maxVersion");
 	} else {
-		check_keys(catalog, kubernetes, "spec.kubernetes", kubernetes_keys);
+		field_check_keys(&catalog->fields, kubernetes, "spec.kubernetes", kubernetes_keys);
 		catalog->kubernetes_min = get_text(catalog, kubernetes, "spec.kubernetes", "minVersion", true);
 		catalog->kubernetes_max = get_text(catalog, kubernetes, "spec.kubernetes", "maxVersion", true);
 		if (catalog->kubernetes_min && catalog->kubernetes_max) {
@@ -435,6 +396,7 @@ static int catalog_parse(struct catalog *catalog, const char *path, struct bundl
 
 	catalog->file = path;
 	catalog->report = report;
+	catalog->fields = (struct field_reader){ catalog_report, catalog };
 	r = file_read_all(path, CATALOG_MAX, &data);
 	if (r < 0) {
 		buf_release(&data);
@@ -448,7 +410,7 @@ static int catalog_parse(struct catalog *catalog, const char *path, struct bundl
 					 error.column, error.message);
 	if (catalog->root->type != DOC_MAP)
 		return bundle_report_add(report, MLB_EINPUT, "%s: the catalog must be a map", path);
-	check_keys(catalog, catalog->root, "catalog", keys);
+	field_check_keys(&catalog->fields, catalog->root, "catalog", keys);
 	if (!doc_string_equals(doc_get(catalog->root, "apiVersion"), BUNDLE_API_VERSION))
 		catalog_error(catalog, catalog->root, "apiVersion", "must be %s", BUNDLE_API_VERSION);
 	if (!doc_string_equals(doc_get(catalog->root, "kind"), CATALOG_KIND))

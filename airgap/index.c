@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "airgap-internal.h"
+#include "fields.h"
 
 #define IMAGE_BLOBS_MAX 4096u
 #define BLOB_PREFIX "images/blobs/sha256/"
@@ -323,6 +324,7 @@ struct parse {
 	int result;
 	/* Whether every file record parsed: look-ups by path need them all. */
 	bool files_ok;
+	struct field_reader fields;  /* reader for fields.c, reporting through parse_error() */
 };
 
 __attribute__((format(printf, 4, 5)))
@@ -343,37 +345,16 @@ static void parse_error(struct parse *p, const struct doc_node *node, const char
 		p->result = MLB_EINPUT;
 }
 
-/* Reports members of map that are not in the NULL-terminated list of known keys. */
-static void check_keys(struct parse *p, const struct doc_node *map, const char *field, const char *const *known)
+static void parse_report(void *context, const struct doc_node *node, const char *field, const char *message)
 {
-	for (size_t i = 0; i < map->count; i++) {
-		size_t k;
-
-		for (k = 0; known[k]; k++)
-			if (strcmp(map->items[i]->key, known[k]) == 0)
-				break;
-		if (!known[k]) {
-			struct escaped key;
-
-			parse_error(p, map->items[i], field, "unknown key '%s'", escape_name(&key, map->items[i]->key));
-		}
-	}
+	parse_error(context, node, field, "%s", message);
 }
 
+/* Every field of the index is required. */
 static const struct doc_node *get_typed(struct parse *p, const struct doc_node *map, const char *field,
 					const char *key, enum doc_type type, const char *type_name)
 {
-	const struct doc_node *node = doc_get(map, key);
-
-	if (!node) {
-		parse_error(p, map, field, "missing '%s'", key);
-		return NULL;
-	}
-	if (node->type != type) {
-		parse_error(p, node, field, "'%s' must be %s", key, type_name);
-		return NULL;
-	}
-	return node;
+	return field_get_typed(&p->fields, map, field, key, type, type_name, true);
 }
 
 static char *get_string(struct parse *p, const struct doc_node *map, const char *field, const char *key)
@@ -455,7 +436,7 @@ static void parse_file(struct parse *p, const struct doc_node *node, size_t i, s
 		parse_error(p, node, field, "must be a map");
 		return;
 	}
-	check_keys(p, node, field, keys);
+	field_check_keys(&p->fields, node, field, keys);
 	file->path = get_path(p, node, field, "path");
 	get_uint(p, node, field, "size", &file->size);
 	get_sha256(p, node, field, "sha256", file->sha256);
@@ -481,7 +462,7 @@ static void parse_file(struct parse *p, const struct doc_node *node, size_t i, s
 		parse_error(p, stored, field, "must be a map");
 		return;
 	}
-	check_keys(p, stored, field, stored_keys);
+	field_check_keys(&p->fields, stored, field, stored_keys);
 	file->compression = BUNDLE_COMPRESSION_ZSTD;
 	if (!doc_string_equals(doc_get(stored, "compression"), "zstd"))
 		parse_error(p, stored, field, "'compression' must be zstd");
@@ -501,12 +482,8 @@ static void parse_files(struct parse *p, const struct doc_node *root, struct bun
 {
 	const struct doc_node *files = get_typed(p, root, "files", "files", DOC_SEQ, "a list");
 
-	if (!files)
+	if (!files || !field_check_count(&p->fields, files, "files", BUNDLE_FILES_MAX, "files"))
 		return;
-	if (files->count > BUNDLE_FILES_MAX) {
-		parse_error(p, files, "files", "more than %u files", BUNDLE_FILES_MAX);
-		return;
-	}
 	index->files = calloc(files->count + 1, sizeof(*index->files));
 	if (!index->files) {
 		p->result = -ENOMEM;
@@ -607,6 +584,8 @@ static void parse_binaries(struct parse *p, const struct doc_node *node, const c
 {
 	static const char *const keys[] = { "name", "platform", "path", NULL };
 	const struct doc_node *list = get_typed(p, node, component_field, "binaries", DOC_SEQ, "a list");
+	const struct doc_node *item;
+	struct field_walk walk;
 
 	if (!list)
 		return;
@@ -615,17 +594,11 @@ static void parse_binaries(struct parse *p, const struct doc_node *node, const c
 		p->result = -ENOMEM;
 		return;
 	}
-	for (size_t j = 0; j < list->count; j++) {
-		const struct doc_node *item = list->items[j];
+	field_walk_init(&walk, &p->fields, list, component_field, "binaries", keys, "must be a map");
+	while ((item = field_walk_next(&walk))) {
 		struct bundle_binary *binary = &c->binaries[c->binary_count];
-		char field[96];
+		const char *field = walk.field;
 
-		snprintf(field, sizeof(field), "%s.binaries[%zu]", component_field, j);
-		if (item->type != DOC_MAP) {
-			parse_error(p, item, field, "must be a map");
-			continue;
-		}
-		check_keys(p, item, field, keys);
 		binary->name = get_string(p, item, field, "name");
 		binary->platform = get_string(p, item, field, "platform");
 		binary->path = get_path(p, item, field, "path");
@@ -638,30 +611,23 @@ static void parse_components(struct parse *p, const struct doc_node *root, struc
 {
 	static const char *const keys[] = { "name", "version", "namespace", "manifests", "binaries", "images", NULL };
 	const struct doc_node *list = get_typed(p, root, "components", "components", DOC_SEQ, "a list");
+	const struct doc_node *node;
+	struct field_walk walk;
 
-	if (!list)
+	if (!list || !field_check_count(&p->fields, list, "components", BUNDLE_COMPONENTS_MAX, "components"))
 		return;
-	if (list->count > BUNDLE_COMPONENTS_MAX) {
-		parse_error(p, list, "components", "more than %u components", BUNDLE_COMPONENTS_MAX);
-		return;
-	}
 	index->components = calloc(list->count + 1, sizeof(*index->components));
 	if (!index->components) {
 		p->result = -ENOMEM;
 		return;
 	}
 	index->component_count = list->count;
-	for (size_t i = 0; i < list->count && p->result != -ENOMEM; i++) {
-		const struct doc_node *node = list->items[i];
+	field_walk_init(&walk, &p->fields, list, "", "components", keys, "must be a map");
+	while (p->result != -ENOMEM && (node = field_walk_next(&walk))) {
+		size_t i = walk.index;
 		struct bundle_component *c = &index->components[i];
-		char field[48];
+		const char *field = walk.field;
 
-		snprintf(field, sizeof(field), "components[%zu]", i);
-		if (node->type != DOC_MAP) {
-			parse_error(p, node, field, "must be a map");
-			continue;
-		}
-		check_keys(p, node, field, keys);
 		c->name = get_string(p, node, field, "name");
 		c->version = get_string(p, node, field, "version");
 		if (doc_get(node, "namespace"))
@@ -723,30 +689,23 @@ static void parse_images(struct parse *p, const struct doc_node *root, struct bu
 {
 	static const char *const keys[] = { "name", "digest", "mediaType", "size", "blobs", NULL };
 	const struct doc_node *list = get_typed(p, root, "images", "images", DOC_SEQ, "a list");
+	const struct doc_node *node;
+	struct field_walk walk;
 
-	if (!list)
+	if (!list || !field_check_count(&p->fields, list, "images", BUNDLE_IMAGES_MAX, "images"))
 		return;
-	if (list->count > BUNDLE_IMAGES_MAX) {
-		parse_error(p, list, "images", "more than %u images", BUNDLE_IMAGES_MAX);
-		return;
-	}
 	index->images = calloc(list->count + 1, sizeof(*index->images));
 	if (!index->images) {
 		p->result = -ENOMEM;
 		return;
 	}
 	index->image_count = list->count;
-	for (size_t i = 0; i < list->count && p->result != -ENOMEM; i++) {
-		const struct doc_node *node = list->items[i];
+	field_walk_init(&walk, &p->fields, list, "", "images", keys, "must be a map");
+	while (p->result != -ENOMEM && (node = field_walk_next(&walk))) {
+		size_t i = walk.index;
 		struct bundle_image *image = &index->images[i];
-		char field[48];
+		const char *field = walk.field;
 
-		snprintf(field, sizeof(field), "images[%zu]", i);
-		if (node->type != DOC_MAP) {
-			parse_error(p, node, field, "must be a map");
-			continue;
-		}
-		check_keys(p, node, field, keys);
 		image->name = get_string(p, node, field, "name");
 		image->digest = get_string(p, node, field, "digest");
 		image->media_type = get_string(p, node, field, "mediaType");
@@ -792,12 +751,12 @@ static void parse_platform(struct parse *p, const struct doc_node *root, struct 
 
 	if (!platform)
 		return;
-	check_keys(p, platform, "platform", keys);
+	field_check_keys(&p->fields, platform, "platform", keys);
 	index->name = get_string(p, platform, "platform", "name");
 	index->version = get_string(p, platform, "platform", "version");
 	kubernetes = get_typed(p, platform, "platform", "kubernetes", DOC_MAP, "a map");
 	if (kubernetes) {
-		check_keys(p, kubernetes, "platform.kubernetes", kubernetes_keys);
+		field_check_keys(&p->fields, kubernetes, "platform.kubernetes", kubernetes_keys);
 		index->kubernetes_min = get_string(p, kubernetes, "platform.kubernetes", "minVersion");
 		index->kubernetes_max = get_string(p, kubernetes, "platform.kubernetes", "maxVersion");
 	}
@@ -812,7 +771,7 @@ static void check_disk(struct parse *p, const struct doc_node *root, struct bund
 
 	if (!disk)
 		return;
-	check_keys(p, disk, "disk", keys);
+	field_check_keys(&p->fields, disk, "disk", keys);
 	if (get_uint(p, disk, "disk", "storedBytes", &stored) && stored != index->stored_bytes)
 		parse_error(p, disk, "disk", "'storedBytes' is %llu, the files add up to %llu",
 			    (unsigned long long)stored, (unsigned long long)index->stored_bytes);
@@ -857,7 +816,7 @@ int bundle_index_parse(const char *data, size_t len, struct bundle_index *out,
 	static const char *const keys[] = { "apiVersion", "kind", "formatVersion", "platform", "components",
 					    "images", "files", "disk", NULL };
 	struct bundle_index index = { 0 };
-	struct parse p = { report, 0, false };
+	struct parse p = { report, 0, false, { parse_report, &p } };
 	struct doc_node *root = NULL;
 	struct doc_error error = { "", 0, 0 };
 	int r;
@@ -876,7 +835,7 @@ int bundle_index_parse(const char *data, size_t len, struct bundle_index *out,
 	r = check_version(&p, root, &index);
 	if (r < 0)
 		goto out;
-	check_keys(&p, root, "index", keys);
+	field_check_keys(&p.fields, root, "index", keys);
 	parse_platform(&p, root, &index);
 	parse_files(&p, root, &index);
 	p.files_ok = p.result == 0;

@@ -297,6 +297,15 @@ static bool dns_label_valid(const char *text, size_t len)
 	return true;
 }
 
+/*
+ * Checks a whole string with dns_label_valid(). Strings from get_string()
+ * contain no NUL byte, so strlen() is their full length.
+ */
+static bool dns_label_string_valid(const char *text)
+{
+	return dns_label_valid(text, strlen(text));
+}
+
 /* A DNS-1123 subdomain: labels joined by '.', at most 253 characters. */
 static bool dns_subdomain_valid(const char *text)
 {
@@ -569,21 +578,36 @@ static const struct doc_node *get_string(struct loader *l, const struct doc_node
 	return node;
 }
 
-/* The boolean member named key; *value is left alone when it is missing or invalid. */
-static const struct doc_node *get_bool(struct loader *l, const struct doc_node *map,
-				       const char *parent, const char *key, bool *value)
+/*
+ * Returns the member named key when it has the given type. Returns NULL when
+ * it is missing or null, and when it has another type, which is reported as
+ * a problem naming expected.
+ */
+static const struct doc_node *get_typed(struct loader *l, const struct doc_node *map,
+					const char *parent, const char *key, enum doc_type type,
+					const char *expected)
 {
 	const struct doc_node *node = member_get(map, key);
 	char field[FIELD_MAX];
 
 	if (!node)
 		return NULL;
-	if (node->type != DOC_BOOL) {
+	if (node->type != type) {
 		field_join(field, sizeof(field), parent, key);
-		problem_type(l, node, field, "a boolean (true or false)");
+		problem_type(l, node, field, expected);
 		return NULL;
 	}
-	*value = node->boolean;
+	return node;
+}
+
+/* The boolean member named key; *value is left alone when it is missing or invalid. */
+static const struct doc_node *get_bool(struct loader *l, const struct doc_node *map,
+				       const char *parent, const char *key, bool *value)
+{
+	const struct doc_node *node = get_typed(l, map, parent, key, DOC_BOOL, "a boolean (true or false)");
+
+	if (node)
+		*value = node->boolean;
 	return node;
 }
 
@@ -619,17 +643,51 @@ static const struct doc_node *get_int(struct loader *l, const struct doc_node *m
 static const struct doc_node *get_map(struct loader *l, const struct doc_node *map,
 				      const char *parent, const char *key)
 {
-	const struct doc_node *node = member_get(map, key);
-	char field[FIELD_MAX];
+	return get_typed(l, map, parent, key, DOC_MAP, "a map");
+}
+
+/*
+ * Reads the string member named key (flags as for get_string()) and returns
+ * a copy when valid() accepts it. Returns a copy of fallback (which may be
+ * NULL) when the member is missing or not a usable string. Returns NULL for
+ * a value that valid() rejects, reported as "invalid WHAT \"VALUE\": HINT".
+ */
+static char *load_valid_string(struct loader *l, const struct doc_node *map, const char *parent,
+			       const char *key, unsigned flags, bool (*valid)(const char *text),
+			       const char *what, const char *hint, const char *fallback)
+{
+	const struct doc_node *node = get_string(l, map, parent, key, flags);
+	char field[FIELD_MAX], shown[SHOWN_MAX];
 
 	if (!node)
-		return NULL;
-	if (node->type != DOC_MAP) {
+		return text_dup(l, fallback);
+	if (!valid(node->text)) {
 		field_join(field, sizeof(field), parent, key);
-		problem_type(l, node, field, "a map");
+		quote_node(shown, sizeof(shown), node);
+		problem_at(l, node, field, "invalid %s %s: %s", what, shown, hint);
 		return NULL;
 	}
-	return node;
+	return text_dup(l, node->text);
+}
+
+/*
+ * Returns the top-level map named key after checking its keys against
+ * known. Returns NULL when the map is missing (reported with hint), null or
+ * not a map.
+ */
+static const struct doc_node *get_section(struct loader *l, const struct doc_node *root, const char *key,
+					  const char *const *known, const char *hint)
+{
+	const struct doc_node *section;
+
+	if (!member_get(root, key)) {
+		problem_missing(l, root, "", key, hint);
+		return NULL;
+	}
+	section = get_map(l, root, "", key);
+	if (section)
+		check_keys(l, section, key, known);
+	return section;
 }
 
 /* Paths and files */
@@ -946,28 +1004,15 @@ bool config_host_key_valid(const char *text)
 static void load_metadata(struct loader *l, const struct doc_node *root)
 {
 	static const char *const keys[] = { "name", NULL };
-	const struct doc_node *metadata, *name;
-	char shown[SHOWN_MAX];
+	const struct doc_node *metadata = get_section(l, root, "metadata", keys,
+						      "give metadata.name, such as lab-a");
 
-	if (!member_get(root, "metadata")) {
-		problem_missing(l, root, "", "metadata", "give metadata.name, such as lab-a");
-		return;
-	}
-	metadata = get_map(l, root, "", "metadata");
 	if (!metadata)
 		return;
-	check_keys(l, metadata, "metadata", keys);
-	name = get_string(l, metadata, "metadata", "name", STRING_REQUIRED);
-	if (!name)
-		return;
-	if (!dns_label_valid(name->text, name->text_len)) {
-		quote_node(shown, sizeof(shown), name);
-		problem_at(l, name, "metadata.name",
-			   "invalid name %s: use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit",
-			   shown);
-		return;
-	}
-	l->config->name = text_dup(l, name->text);
+	l->config->name = load_valid_string(l, metadata, "metadata", "name", STRING_REQUIRED,
+					    dns_label_string_valid, "name",
+					    "use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit",
+					    NULL);
 }
 
 /* The scheme of a URL ("http" in "http://..."), or 0 when text is not a URL. */
@@ -1065,57 +1110,24 @@ static char *load_key_path(struct loader *l, const struct doc_node *map, const c
 
 static char *load_host_key(struct loader *l, const struct doc_node *map, const char *parent)
 {
-	const struct doc_node *node = get_string(l, map, parent, "hostKey", STRING_OPTIONAL);
-	char field[FIELD_MAX], shown[SHOWN_MAX];
-
-	if (!node)
-		return NULL;
-	if (!config_host_key_valid(node->text)) {
-		field_join(field, sizeof(field), parent, "hostKey");
-		quote_node(shown, sizeof(shown), node);
-		problem_at(l, node, field,
-			   "invalid host key %s: expected \"SHA256:\" and 43 base64 characters, as ssh-keygen -l -E sha256 -f KEY.pub prints",
-			   shown);
-		return NULL;
-	}
-	return text_dup(l, node->text);
+	return load_valid_string(l, map, parent, "hostKey", STRING_OPTIONAL, config_host_key_valid,
+				 "host key",
+				 "expected \"SHA256:\" and 43 base64 characters, as ssh-keygen -l -E sha256 -f KEY.pub prints",
+				 NULL);
 }
 
 static char *load_address(struct loader *l, const struct doc_node *map, const char *parent)
 {
-	const struct doc_node *node = get_string(l, map, parent, "address", STRING_REQUIRED);
-	char field[FIELD_MAX], shown[SHOWN_MAX];
-
-	if (!node)
-		return NULL;
-	if (!address_valid(node->text)) {
-		field_join(field, sizeof(field), parent, "address");
-		quote_node(shown, sizeof(shown), node);
-		problem_at(l, node, field,
-			   "invalid address %s: expected a host name or an IPv4 or IPv6 address (without brackets or port)",
-			   shown);
-		return NULL;
-	}
-	return text_dup(l, node->text);
+	return load_valid_string(l, map, parent, "address", STRING_REQUIRED, address_valid, "address",
+				 "expected a host name or an IPv4 or IPv6 address (without brackets or port)",
+				 NULL);
 }
 
 static char *load_user(struct loader *l, const struct doc_node *map, const char *parent,
 		       const char *fallback)
 {
-	const struct doc_node *node = get_string(l, map, parent, "user", STRING_OPTIONAL);
-	char field[FIELD_MAX], shown[SHOWN_MAX];
-
-	if (!node)
-		return text_dup(l, fallback);
-	if (!user_name_valid(node->text)) {
-		field_join(field, sizeof(field), parent, "user");
-		quote_node(shown, sizeof(shown), node);
-		problem_at(l, node, field,
-			   "invalid user name %s: use letters, digits, '_', '.' and '-', at most 32 characters",
-			   shown);
-		return NULL;
-	}
-	return text_dup(l, node->text);
+	return load_valid_string(l, map, parent, "user", STRING_OPTIONAL, user_name_valid, "user name",
+				 "use letters, digits, '_', '.' and '-', at most 32 characters", fallback);
 }
 
 static unsigned load_port(struct loader *l, const struct doc_node *map, const char *parent)
@@ -1218,18 +1230,10 @@ static void load_host(struct loader *l, const struct doc_node *item, size_t inde
 	}
 	check_keys(l, item, parent, keys);
 
-	node = get_string(l, item, parent, "name", STRING_REQUIRED);
-	if (node) {
-		if (dns_subdomain_valid(node->text)) {
-			host->name = text_dup(l, node->text);
-		} else {
-			field_join(field, sizeof(field), parent, "name");
-			quote_node(shown, sizeof(shown), node);
-			problem_at(l, node, field,
-				   "invalid host name %s: use lowercase letters, digits, '-' and '.', as in a Kubernetes node name",
-				   shown);
-		}
-	}
+	host->name = load_valid_string(l, item, parent, "name", STRING_REQUIRED, dns_subdomain_valid,
+				       "host name",
+				       "use lowercase letters, digits, '-' and '.', as in a Kubernetes node name",
+				       NULL);
 
 	host->role = CONFIG_ROLE_WORKER;
 	node = get_string(l, item, parent, "role", STRING_REQUIRED);
@@ -1601,14 +1605,9 @@ static void load_spec(struct loader *l, const struct doc_node *root)
 	const struct doc_node *spec, *node;
 	long long parallelism = CONFIG_DEFAULT_PARALLELISM;
 
-	if (!member_get(root, "spec")) {
-		problem_missing(l, root, "", "spec", "it lists the hosts and what to install");
-		return;
-	}
-	spec = get_map(l, root, "", "spec");
+	spec = get_section(l, root, "spec", keys, "it lists the hosts and what to install");
 	if (!spec)
 		return;
-	check_keys(l, spec, "spec", keys);
 	load_bundle(l, spec);
 	load_kubeconfig(l, spec);
 	load_hosts(l, spec);

@@ -891,25 +891,40 @@ out:
 	return r;
 }
 
-struct storageclass_list {
-	struct preflight_storageclass *items;
+/*
+ * A kind of object that the cluster checks list. from_object reads one
+ * object into an element of item_size bytes, and release frees that element.
+ */
+struct object_kind {
+	size_t item_size;
+	int (*from_object)(const struct doc_node *object, void *out);
+	void (*release)(void *item);
+};
+
+/*
+ * The objects of one kind from a list request, in an array of
+ * kind->item_size elements. An object that from_object rejects with
+ * MLB_EINPUT (one without a name, which no check can use) is left out.
+ */
+struct object_list {
+	const struct object_kind *kind;
+	void *items;
 	size_t count;
 };
 
-static int storageclass_list_add(const struct doc_node *item, void *userdata)
+static int object_list_add(const struct doc_node *object, void *userdata)
 {
-	struct storageclass_list *list = userdata;
-	struct preflight_storageclass *items;
+	struct object_list *list = userdata;
+	void *items;
 	int r;
 
 	if (list->count >= PREFLIGHT_MAX_OBJECTS)
 		return -E2BIG;
-	items = reallocarray(list->items, list->count + 1, sizeof(*items));
+	items = reallocarray(list->items, list->count + 1, list->kind->item_size);
 	if (!items)
 		return -ENOMEM;
 	list->items = items;
-	r = preflight_storageclass_from_object(item, &list->items[list->count]);
-	/* An object without a name is no StorageClass anyone can use. */
+	r = list->kind->from_object(object, (char *)list->items + list->count * list->kind->item_size);
 	if (r == MLB_EINPUT)
 		return 0;
 	if (r < 0)
@@ -918,15 +933,55 @@ static int storageclass_list_add(const struct doc_node *item, void *userdata)
 	return 0;
 }
 
+static void object_list_release(struct object_list *list)
+{
+	for (size_t i = 0; i < list->count; i++)
+		list->kind->release((char *)list->items + i * list->kind->item_size);
+	free(list->items);
+	list->items = NULL;
+	list->count = 0;
+}
+
+static int storageclass_from_object(const struct doc_node *object, void *out)
+{
+	return preflight_storageclass_from_object(object, out);
+}
+
+static void storageclass_release(void *item)
+{
+	preflight_storageclass_release(item);
+}
+
+static int node_from_object(const struct doc_node *object, void *out)
+{
+	return preflight_node_from_object(object, out);
+}
+
+static void node_release(void *item)
+{
+	preflight_node_release(item);
+}
+
+static const struct object_kind storageclass_kind = {
+	.item_size = sizeof(struct preflight_storageclass),
+	.from_object = storageclass_from_object,
+	.release = storageclass_release,
+};
+
+static const struct object_kind node_kind = {
+	.item_size = sizeof(struct preflight_node),
+	.from_object = node_from_object,
+	.release = node_release,
+};
+
 static int check_storageclass(struct cluster_run *run)
 {
-	struct storageclass_list list = { NULL, 0 };
+	struct object_list list = { .kind = &storageclass_kind };
 	struct preflight_finding finding;
 	int r;
 
 	preflight_finding_init(&finding);
-	r = kube_list(run->client, "/apis/storage.k8s.io/v1/storageclasses", storageclass_list_add,
-		      &list);
+	r = kube_list(run->client, "/apis/storage.k8s.io/v1/storageclasses", object_list_add, &list);
 	if (r < 0) {
 		r = add_check(run, PREFLIGHT_CHECK_STORAGE, TITLE_STORAGE, CHECK_FAIL,
 			      r == MLB_EDENIED ? REMEDY_ADMIN_KUBECONFIG : NULL,
@@ -938,48 +993,20 @@ static int check_storageclass(struct cluster_run *run)
 		r = preflight_finding_add(&finding, run->report, PREFLIGHT_GROUP_CLUSTER,
 					  PREFLIGHT_CHECK_STORAGE, TITLE_STORAGE);
 out:
-	for (size_t i = 0; i < list.count; i++)
-		preflight_storageclass_release(&list.items[i]);
-	free(list.items);
+	object_list_release(&list);
 	preflight_finding_release(&finding);
 	return r;
-}
-
-struct node_list {
-	struct preflight_node *items;
-	size_t count;
-};
-
-static int node_list_add(const struct doc_node *item, void *userdata)
-{
-	struct node_list *list = userdata;
-	struct preflight_node *items;
-	int r;
-
-	if (list->count >= PREFLIGHT_MAX_OBJECTS)
-		return -E2BIG;
-	items = reallocarray(list->items, list->count + 1, sizeof(*items));
-	if (!items)
-		return -ENOMEM;
-	list->items = items;
-	r = preflight_node_from_object(item, &list->items[list->count]);
-	if (r == MLB_EINPUT)
-		return 0;
-	if (r < 0)
-		return r;
-	list->count++;
-	return 0;
 }
 
 /* Adds both node checks: readiness, then kubelet versions against the server's. */
 static int check_nodes(struct cluster_run *run)
 {
-	struct node_list list = { NULL, 0 };
+	struct object_list list = { .kind = &node_kind };
 	struct preflight_finding finding;
 	int r;
 
 	preflight_finding_init(&finding);
-	r = kube_list(run->client, "/api/v1/nodes", node_list_add, &list);
+	r = kube_list(run->client, "/api/v1/nodes", object_list_add, &list);
 	if (r < 0) {
 		const char *remedy = r == MLB_EDENIED ? REMEDY_ADMIN_KUBECONFIG : NULL;
 		const char *error = failure_text(r);
@@ -1011,9 +1038,7 @@ static int check_nodes(struct cluster_run *run)
 		r = preflight_finding_add(&finding, run->report, PREFLIGHT_GROUP_CLUSTER,
 					  PREFLIGHT_CHECK_KUBELETS, TITLE_KUBELETS);
 out:
-	for (size_t i = 0; i < list.count; i++)
-		preflight_node_release(&list.items[i]);
-	free(list.items);
+	object_list_release(&list);
 	preflight_finding_release(&finding);
 	return r;
 }
