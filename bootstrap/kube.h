@@ -113,7 +113,20 @@ int kube_request(struct kube_client *client, const char *method, const char *pat
  */
 int kube_get(struct kube_client *client, const char *path, struct doc_node **out, char **message);
 
-/* Calls each() for every item of a list, following "continue" tokens (limit 500 a page). */
+/* Times kube_list starts a list again after its continue token expired. */
+#define KUBE_LIST_RESTARTS_MAX 3
+
+/*
+ * Calls each() for every item of a list, following "continue" tokens
+ * (limit 500 a page), and stops at the first non-zero result of each(),
+ * which it returns. each() runs only once every page has arrived, so a
+ * list of several pages is held in memory (the pages before the last as
+ * JSON text). When a page gets 410 with reason Expired because its
+ * continue token is too old, the list starts again from the first page
+ * and drops the pages read so far. So each() gets every item once, from
+ * one consistent pass. After KUBE_LIST_RESTARTS_MAX restarts it fails
+ * with MLB_EFAILED.
+ */
 int kube_list(struct kube_client *client, const char *path,
 	      int (*each)(const struct doc_node *item, void *userdata), void *userdata);
 
@@ -224,6 +237,7 @@ struct kube_client_stats {
 	unsigned long requests;      /* HTTP requests sent, retries included */
 	unsigned long retries;
 	unsigned long connections;   /* TCP connections libcurl opened */
+	unsigned long list_restarts; /* lists started again after an expired continue token */
 };
 void kube_client_get_stats(const struct kube_client *client, struct kube_client_stats *out);
 

@@ -19,7 +19,6 @@
 #define RETRY_BASE_DELAY_MS 200L
 /* An exec credential is renewed this long before its expirationTimestamp. */
 #define EXEC_RENEW_MARGIN_S 10
-#define LIST_PAGES_MAX 100000
 
 const struct kube_client_options kube_client_options_default = {
 	.connect_timeout_ms = 10000,
@@ -854,65 +853,5 @@ int kube_get(struct kube_client *client, const char *path, struct doc_node **out
 	else
 		r = kube_parse_body(client, path, &response.body, out);
 	kube_response_release(&response);
-	return r;
-}
-
-int kube_list(struct kube_client *client, const char *path,
-	      int (*each)(const struct doc_node *item, void *userdata), void *userdata)
-{
-	char *continue_token = NULL, *page = NULL;
-	struct doc_node *list = NULL;
-	unsigned pages;
-	int r = 0;
-
-	for (pages = 0; pages < LIST_PAGES_MAX; pages++) {
-		const struct doc_node *items;
-		const char *next;
-		char *escaped = NULL;
-
-		if (continue_token && !(escaped = kube_escape(continue_token))) {
-			r = -ENOMEM;
-			break;
-		}
-		free(page);
-		if (asprintf(&page, "%s%climit=%d%s%s", path, strchr(path, '?') ? '&' : '?', KUBE_LIST_PAGE_SIZE,
-			     escaped ? "&continue=" : "", escaped ? escaped : "") < 0)
-			page = NULL;
-		free(escaped);
-		if (!page) {
-			r = -ENOMEM;
-			break;
-		}
-		r = kube_get(client, page, &list, NULL);
-		if (r < 0)
-			break;
-		items = doc_get(list, "items");
-		for (size_t i = 0; items && items->type == DOC_SEQ && i < items->count && r == 0; i++)
-			r = each(items->items[i], userdata);
-		if (r != 0)
-			break;
-		next = doc_find_string(list, "metadata", "continue", NULL);
-		if (!next || !*next)
-			break;
-		if (continue_token && strcmp(continue_token, next) == 0) {
-			r = kube_fail(MLB_EFAILED, "API server '%s' returned the same continue token twice listing %s",
-				      client->server, path);
-			break;
-		}
-		free(continue_token);
-		continue_token = strdup(next);
-		doc_free(list);
-		list = NULL;
-		if (!continue_token) {
-			r = -ENOMEM;
-			break;
-		}
-	}
-	if (pages == LIST_PAGES_MAX)
-		r = kube_fail(MLB_EFAILED, "listing %s from API server '%s' took more than %d pages",
-			      path, client->server, LIST_PAGES_MAX);
-	doc_free(list);
-	free(page);
-	free(continue_token);
 	return r;
 }

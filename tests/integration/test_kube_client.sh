@@ -3,6 +3,9 @@
 # apply of a CRD and then of its custom resource, pagination, retries
 # through injected 500 and 429 responses, a wrong CA, an expired token, an
 # unreachable port, tokens kept out of debug logs and connection reuse.
+# Lists get an injected 410 Expired for their continue token, once (the
+# list starts again) and on every page (the client gives up), and other
+# 410 responses that fail a list.
 # Starts the stand-in on loopback, runs the cmocka binary test_kube_client
 # against it, and stops it.
 set -uo pipefail

@@ -460,6 +460,210 @@ static void list_follows_continue(void **state)
 	kube_client_free(client);
 }
 
+#define EXPIRING_OBJECTS 1100
+#define EXPIRING_PATH "/api/v1/namespaces/expiring/configmaps"
+
+/* How often kube_list returned each ConfigMap expiring-NNNN, and how many other items it returned. */
+struct seen {
+	unsigned counts[EXPIRING_OBJECTS];
+	size_t items;
+	size_t others;
+};
+
+static int record_item(const struct doc_node *item, void *userdata)
+{
+	struct seen *seen = userdata;
+	const char *name = doc_find_string(item, "metadata", "name", NULL);
+	unsigned index;
+	char tail;
+
+	seen->items++;
+	if (name && sscanf(name, "expiring-%u%c", &index, &tail) == 1 && index < EXPIRING_OBJECTS)
+		seen->counts[index]++;
+	else
+		seen->others++;
+	return 0;
+}
+
+/* Applies the ConfigMaps expiring-0000 to expiring-1099 that namespace "expiring" lacks: three pages of 500. */
+static void fill_expiring_namespace(struct kube_client *client)
+{
+	struct seen *seen = calloc(1, sizeof(*seen));
+
+	assert_non_null(seen);
+	apply_namespace(client, "expiring");
+	assert_int_equal(kube_list(client, EXPIRING_PATH, record_item, seen), 0);
+	for (unsigned i = 0; i < EXPIRING_OBJECTS; i++) {
+		char json[256];
+
+		if (seen->counts[i] > 0)
+			continue;
+		snprintf(json, sizeof(json), "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
+			 "\"metadata\":{\"name\":\"expiring-%04u\",\"namespace\":\"expiring\"}}", i);
+		if (apply_json(client, json, NULL, 0, NULL, NULL) != 0)
+			fail_msg("apply expiring-%04u: %s", i, kube_last_error());
+	}
+	free(seen);
+}
+
+static void assert_each_seen_once(const struct seen *seen)
+{
+	for (unsigned i = 0; i < EXPIRING_OBJECTS; i++)
+		if (seen->counts[i] != 1)
+			fail_msg("kube_list returned ConfigMap expiring-%04u %u times, expected once", i, seen->counts[i]);
+	assert_int_equal(seen->items, EXPIRING_OBJECTS + seen->others);
+}
+
+/* Sends the log to a temporary file at debug level until debug_log_stop(). */
+struct debug_log {
+	char path[64];
+	int fd;
+	int saved_stderr;
+	int saved_level;
+};
+
+static void debug_log_start(struct debug_log *debug)
+{
+	snprintf(debug->path, sizeof(debug->path), "/tmp/mlboot-test-kube-list-XXXXXX");
+	debug->fd = mkstemp(debug->path);
+	assert_true(debug->fd >= 0);
+	debug->saved_stderr = dup(STDERR_FILENO);
+	assert_true(debug->saved_stderr >= 0);
+	dup2(debug->fd, STDERR_FILENO);
+	debug->saved_level = log_get_level();
+	log_set_level(LOG_DEBUG);
+}
+
+/* Restores stderr and the level, and reads what was logged into out. */
+static void debug_log_stop(struct debug_log *debug, struct buf *out)
+{
+	log_set_level(debug->saved_level);
+	dup2(debug->saved_stderr, STDERR_FILENO);
+	close(debug->saved_stderr);
+	close(debug->fd);
+	buf_init(out, 16 << 20);
+	assert_int_equal(file_read_all(debug->path, 16 << 20, out), 0);
+	unlink(debug->path);
+}
+
+/*
+ * The second page gets 410 Expired once: the list starts again from the
+ * first page, drops the 500 items of the failed pass and returns every
+ * item once. Also when the Status offers a new continue token, which the
+ * client must not follow.
+ */
+static void list_restarts_after_expired_token(void **state)
+{
+	static const char *const faults[] = {
+		"{\"rules\": [{\"type\":\"expire\",\"count\":1,\"pathPrefix\":\"" EXPIRING_PATH "\"}]}",
+		"{\"rules\": [{\"type\":\"expire\",\"newToken\":true,\"count\":1,\"pathPrefix\":\"" EXPIRING_PATH "\"}]}",
+	};
+	struct kube_client *client;
+
+	(void)state;
+	client = admin_client();
+	fill_expiring_namespace(client);
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
+		struct kube_client_stats before, after;
+		struct seen *seen = calloc(1, sizeof(*seen));
+		struct debug_log debug;
+		struct buf output;
+		int r;
+
+		assert_non_null(seen);
+		control("PUT", "/_standin/faults", faults[i]);
+		kube_client_get_stats(client, &before);
+		debug_log_start(&debug);
+		r = kube_list(client, EXPIRING_PATH, record_item, seen);
+		debug_log_stop(&debug, &output);
+		kube_client_get_stats(client, &after);
+
+		if (r != 0)
+			fail_msg("kube_list with fault %s: %s", faults[i], kube_last_error());
+		assert_each_seen_once(seen);
+		assert_int_equal(after.list_restarts - before.list_restarts, 1);
+		/* The failed pass sent the first page and the expired second; the new pass sent every page. */
+		assert_int_equal(after.requests - before.requests, 2 + (seen->items + 499) / 500);
+		assert_contains(output.data, "listing " EXPIRING_PATH ": the continue token for page 2 expired");
+		assert_contains(output.data, "The provided continue parameter is too old");
+		assert_contains(output.data, "starting the list again from the first page (restart 1 of 3)");
+		buf_release(&output);
+		free(seen);
+	}
+	kube_client_free(client);
+}
+
+/* Every page after the first gets 410 Expired: the list fails after KUBE_LIST_RESTARTS_MAX restarts. */
+static void list_expired_token_bounded(void **state)
+{
+	struct kube_client *client;
+	struct kube_client_stats before, after;
+	struct seen *seen = calloc(1, sizeof(*seen));
+	char attempts[64];
+
+	(void)state;
+	assert_non_null(seen);
+	client = admin_client();
+	fill_expiring_namespace(client);
+	control("PUT", "/_standin/faults", "{\"rules\": [{\"type\":\"expire\",\"pathPrefix\":\"" EXPIRING_PATH "\"}]}");
+	kube_client_get_stats(client, &before);
+	assert_int_equal(kube_list(client, EXPIRING_PATH, record_item, seen), MLB_EFAILED);
+	kube_client_get_stats(client, &after);
+
+	/* No item of a list that failed reaches the callback. */
+	assert_int_equal(seen->items, 0);
+	assert_int_equal(after.list_restarts - before.list_restarts, KUBE_LIST_RESTARTS_MAX);
+	assert_int_equal(after.requests - before.requests, 2 * (KUBE_LIST_RESTARTS_MAX + 1));
+	snprintf(attempts, sizeof(attempts), "the continue token expired in each of %d attempts",
+		 KUBE_LIST_RESTARTS_MAX + 1);
+	assert_contains(kube_last_error(), "listing " EXPIRING_PATH " from API server 'https://127.0.0.1:");
+	assert_contains(kube_last_error(), attempts);
+	assert_contains(kube_last_error(), "The provided continue parameter is too old to display a consistent "
+			"list result. You can start a new list without the continue parameter.");
+	assert_contains(kube_last_error(), "re-run the command");
+	free(seen);
+	kube_client_free(client);
+}
+
+/* A 410 that is not an expired continue token fails the list at once, with the usual message. */
+static void list_other_410_fails(void **state)
+{
+	struct kube_client *client;
+	struct kube_client_stats before, after;
+	struct seen *seen = calloc(1, sizeof(*seen));
+
+	(void)state;
+	assert_non_null(seen);
+	client = admin_client();
+	fill_expiring_namespace(client);
+
+	/* Reason Gone on the second page. */
+	control("PUT", "/_standin/faults", "{\"rules\": [{\"type\":\"error\",\"status\":410,\"reason\":\"Gone\","
+		"\"requireContinue\":true,\"count\":1,\"pathPrefix\":\"" EXPIRING_PATH "\"}]}");
+	kube_client_get_stats(client, &before);
+	assert_int_equal(kube_list(client, EXPIRING_PATH, record_item, seen), MLB_EFAILED);
+	kube_client_get_stats(client, &after);
+	assert_int_equal(seen->items, 0);
+	assert_int_equal(after.list_restarts - before.list_restarts, 0);
+	assert_int_equal(after.requests - before.requests, 2);
+	assert_contains(kube_last_error(), "GET " EXPIRING_PATH "?limit=500&continue=");
+	assert_contains(kube_last_error(), "failed with HTTP status 410: fault injected by the stand-in API server");
+
+	/* Reason Expired on the first page, which has no continue token to expire. */
+	control("PUT", "/_standin/faults", "{\"rules\": [{\"type\":\"error\",\"status\":410,\"count\":1,"
+		"\"pathPrefix\":\"" EXPIRING_PATH "\"}]}");
+	kube_client_get_stats(client, &before);
+	assert_int_equal(kube_list(client, EXPIRING_PATH, record_item, seen), MLB_EFAILED);
+	kube_client_get_stats(client, &after);
+	assert_int_equal(seen->items, 0);
+	assert_int_equal(after.list_restarts - before.list_restarts, 0);
+	assert_int_equal(after.requests - before.requests, 1);
+	assert_contains(kube_last_error(), "GET " EXPIRING_PATH "?limit=500 failed with HTTP status 410: "
+			"fault injected by the stand-in API server");
+	free(seen);
+	kube_client_free(client);
+}
+
 /* 10% of requests fail with 500 and 10% with 429 and Retry-After; every apply still succeeds. */
 static void retries_through_faults(void **state)
 {
@@ -854,6 +1058,9 @@ int main(void)
 		cmocka_unit_test_setup(apply_requires_identity, setup),
 		cmocka_unit_test_setup(apply_rejection_message, setup),
 		cmocka_unit_test_setup(list_follows_continue, setup),
+		cmocka_unit_test_setup_teardown(list_restarts_after_expired_token, setup, teardown_faults),
+		cmocka_unit_test_setup_teardown(list_expired_token_bounded, setup, teardown_faults),
+		cmocka_unit_test_setup_teardown(list_other_410_fails, setup, teardown_faults),
 		cmocka_unit_test_setup_teardown(retries_through_faults, setup, teardown_faults),
 		cmocka_unit_test_setup_teardown(retry_after_honoured, setup, teardown_faults),
 		cmocka_unit_test_setup_teardown(retries_exhausted, setup, teardown_faults),

@@ -17,7 +17,9 @@ DEFAULT_CRD_ESTABLISH_DELAY = 0.05
 # delay.
 UNREADY_ANNOTATION = "standin.mlboot.dev/keep-unready"
 
-FAULT_TYPES = ("error", "drop", "delay")
+# "expire" sends the 410 Expired Status of a continue token whose revision
+# etcd has compacted, in response to a list request with a continue token.
+FAULT_TYPES = ("error", "drop", "delay", "expire")
 
 _VERSION_PATTERN = re.compile(r"^v?(\d+)\.(\d+)")
 
@@ -59,6 +61,27 @@ class FaultRule:
         if self.type == "error" and not 400 <= self.status <= 599:
             raise ControlError(f"invalid fault status {self.status}: expected "
                                "400 to 599")
+        if self.type == "expire":
+            self.status = 410
+        # Status reason of an error rule. None means the usual reason for
+        # its status.
+        self.reason = spec.get("reason")
+        if self.reason is not None and self.type != "error":
+            raise ControlError("reason applies to error rules only")
+        if self.reason is not None and (not isinstance(self.reason, str)
+                                        or not self.reason):
+            raise ControlError(f"invalid fault reason {self.reason!r}: "
+                               "expected a non-empty string")
+        # An expire rule with newToken sends a continue token for the rest
+        # of the list in metadata.continue, as kube-apiserver usually does.
+        # Without it, the Status has no token.
+        self.new_token = bool(spec.get("newToken", False))
+        if self.new_token and self.type != "expire":
+            raise ControlError("newToken applies to expire rules only")
+        # Only GET requests with a non-empty continue parameter (pages after
+        # the first of a list) match; always so for expire rules.
+        self.require_continue = (bool(spec.get("requireContinue", False))
+                                 or self.type == "expire")
         self.probability = float(spec.get("probability", 1.0))
         if not 0.0 <= self.probability <= 1.0:
             raise ControlError(f"invalid probability {self.probability}: "
@@ -74,8 +97,10 @@ class FaultRule:
         self.remaining = int(count) if count is not None else None
         self.fired = 0
 
-    def applies_to(self, method, path):
+    def applies_to(self, method, path, has_continue=False):
         if self.methods and method not in self.methods:
+            return False
+        if self.require_continue and (method != "GET" or not has_continue):
             return False
         return path.startswith(self.path_prefix)
 
@@ -88,6 +113,12 @@ class FaultRule:
             data["status"] = self.status
             if self.retry_after_seconds is not None:
                 data["retryAfterSeconds"] = self.retry_after_seconds
+        if self.type == "error" and self.reason is not None:
+            data["reason"] = self.reason
+        if self.type == "expire":
+            data["newToken"] = self.new_token
+        if self.require_continue:
+            data["requireContinue"] = True
         if self.type == "delay":
             data["delayMs"] = self.delay_ms
             data["delayMaxMs"] = self.delay_max_ms
@@ -244,19 +275,21 @@ class ControlState:
             return {"seed": self._fault_seed,
                     "rules": [rule.to_json() for rule in self._fault_rules]}
 
-    def decide_fault(self, method, path):
+    def decide_fault(self, method, path, has_continue=False):
         """Pick the faults for one request.
 
-        Delay rules add up; the first error or drop rule that fires ends the
-        search. With one client sending requests one at a time, a seed gives
-        the same decisions on every run; concurrent clients interleave.
+        has_continue is whether the request carries a non-empty continue
+        parameter, which expire rules and rules with requireContinue need. Delay rules add up; the first
+        error, drop or expire rule that fires ends the search. With one
+        client sending requests one at a time, a seed gives the same
+        decisions on every run; concurrent clients interleave.
         """
         decision = FaultDecision()
         with self._lock:
             for rule in self._fault_rules:
                 if rule.remaining is not None and rule.remaining <= 0:
                     continue
-                if not rule.applies_to(method, path):
+                if not rule.applies_to(method, path, has_continue):
                     continue
                 if self._random.random() >= rule.probability:
                     continue

@@ -69,6 +69,13 @@ def _fault_rule(args):
             "pathPrefix": args.path_prefix}
     if args.type == "error":
         rule["status"] = args.status
+    # The server rejects a reason or newToken on a rule of another type.
+    if args.reason:
+        rule["reason"] = args.reason
+    if args.new_token:
+        rule["newToken"] = True
+    if args.require_continue:
+        rule["requireContinue"] = True
     if args.method:
         rule["methods"] = args.method
     if args.retry_after is not None:
@@ -107,13 +114,25 @@ def _parser():
     seed = fault_commands.add_parser("seed", help="set the random seed")
     seed.add_argument("seed", type=int)
     add = fault_commands.add_parser("add", help="append a fault rule")
-    add.add_argument("--type", choices=("error", "drop", "delay"),
+    add.add_argument("--type", choices=("error", "drop", "delay", "expire"),
                      default="error",
                      help="error: respond with --status; drop: close the "
                           "connection without a response; delay: wait "
-                          "first")
+                          "first; expire: answer a GET with a continue "
+                          "parameter with 410 Expired, as for a continue "
+                          "token that is too old")
     add.add_argument("--status", type=int, default=500,
                      help="HTTP status of an error (default 500)")
+    add.add_argument("--reason",
+                     help="Status reason of an error (default: the usual "
+                          "one for --status, such as Expired for 410)")
+    add.add_argument("--new-token", action="store_true",
+                     help="expire: put a continue token for the rest of the "
+                          "list in the Status, as kube-apiserver usually "
+                          "does")
+    add.add_argument("--require-continue", action="store_true",
+                     help="only GET requests with a continue parameter "
+                          "(always so for expire)")
     add.add_argument("--probability", type=float, default=1.0,
                      help="chance per matching request, 0 to 1 (default 1)")
     add.add_argument("--path-prefix", default="",

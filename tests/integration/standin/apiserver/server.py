@@ -22,7 +22,7 @@ from . import selectors
 from . import status as status_errors
 from . import tables
 from .control import ControlError
-from .rest import RequestContext
+from .rest import RequestContext, decode_continue, encode_continue
 from .status import ApiError
 
 log = logging.getLogger("standin.server")
@@ -45,6 +45,13 @@ _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden",
 
 class DroppedConnection(Exception):
     """The fault injector closed the connection without a response."""
+
+
+def _has_continue(request_target):
+    """Return whether the request's query has a non-empty continue
+    parameter."""
+    query = parse_qs(urlsplit(request_target).query)
+    return bool(query.get("continue", [""])[-1])
 
 
 def _parse_accept(header):
@@ -196,7 +203,8 @@ class App:
                 status_code = self._handle_control(handler, method, path,
                                                    body)
                 return
-            decision = self.control.decide_fault(method, path)
+            decision = self.control.decide_fault(
+                method, path, _has_continue(handler.path))
             if decision.delay_seconds:
                 time.sleep(decision.delay_seconds)
             if decision.rule is not None:
@@ -319,6 +327,8 @@ class App:
             except OSError:
                 pass
             raise DroppedConnection()
+        if rule.type == "expire":
+            return self._inject_expired(handler, rule)
         code = rule.status
         headers = {}
         details = None
@@ -337,10 +347,27 @@ class App:
             message = f"Internal error occurred: {INJECTED}"
         else:
             message = INJECTED
-        error = ApiError(code, _REASONS.get(code, "Unknown"), message,
-                         details, headers)
+        reason = rule.reason or _REASONS.get(code, "Unknown")
+        error = ApiError(code, reason, message, details, headers)
         send_json(handler, code, error.to_status(), headers)
         return code
+
+    def _inject_expired(self, handler, rule):
+        """Send what kube-apiserver sends when etcd has compacted the
+        revision of the continue token: 410 Expired with kube-apiserver's
+        message, which does not say that the fault was injected.
+        """
+        next_token = None
+        if rule.new_token:
+            # kube-apiserver decodes the token before it reads etcd, so an
+            # invalid token is still a 400. Its new token resumes after the
+            # same key at the latest revision, which it writes as -1.
+            query = parse_qs(urlsplit(handler.path).query)
+            start_after = decode_continue(query["continue"][-1])
+            next_token = encode_continue(-1, start_after)
+        error = status_errors.continue_expired(next_token)
+        send_json(handler, error.code, error.to_status())
+        return error.code
 
     # -- routing -------------------------------------------------------------
 

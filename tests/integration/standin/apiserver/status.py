@@ -9,19 +9,22 @@ would see from a real server.
 class ApiError(Exception):
     """An API failure that the HTTP layer sends as a Status object."""
 
-    def __init__(self, code, reason, message, details=None, headers=None):
+    def __init__(self, code, reason, message, details=None, headers=None,
+                 metadata=None):
         super().__init__(message)
         self.code = code
         self.reason = reason
         self.message = message
         self.details = details
         self.headers = headers or {}
+        # ListMeta of the Status, such as the continue token of a 410.
+        self.metadata = metadata or {}
 
     def to_status(self):
         status = {
             "kind": "Status",
             "apiVersion": "v1",
-            "metadata": {},
+            "metadata": dict(self.metadata),
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
@@ -174,6 +177,34 @@ def internal_error(message, causes=None):
 
 def gone(message):
     return ApiError(410, "Expired", message)
+
+
+# kube-apiserver's messages for a list whose continue token names a revision
+# that etcd has compacted (k8s.io/apiserver/pkg/storage/etcd3/errors.go,
+# continueExpired and inconsistentContinue).
+CONTINUE_EXPIRED = ("The provided continue parameter is too old to display a "
+                    "consistent list result. You can start a new list without "
+                    "the continue parameter.")
+INCONSISTENT_CONTINUE = (
+    "The provided continue parameter is too old to display a consistent list "
+    "result. You can start a new list without the continue parameter, or use "
+    "the continue token in this response to retrieve the remainder of the "
+    "results. Continuing with the provided token results in an inconsistent "
+    "list - objects that were created, modified, or deleted between the time "
+    "the first chunk was returned and now may show up in the list.")
+
+
+def continue_expired(next_token=None):
+    """Return the 410 Expired error of an expired continue token.
+
+    With next_token, the Status carries it in metadata.continue with the
+    longer message, as kube-apiserver does when it can encode a token that
+    resumes the list at the latest revision.
+    """
+    if next_token is None:
+        return ApiError(410, "Expired", CONTINUE_EXPIRED)
+    return ApiError(410, "Expired", INCONSISTENT_CONTINUE,
+                    metadata={"continue": next_token})
 
 
 def success_status(group, resource, name, uid=None):
