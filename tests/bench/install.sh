@@ -24,52 +24,35 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/integration/lib.sh"
 # shellcheck source=../integration/lib/standin.sh
 . "$here/integration/lib/standin.sh"
+# shellcheck source=../integration/lib/install-testbed.sh
+. "$here/integration/lib/install-testbed.sh"
 testbed=$here/integration/testbed
 fixture=$here/fixtures/platform
 runs=${RUNS:-5}
 
-export MLB_TESTBED_PREFIX=mlbinb
-export MLB_TESTBED_SUBNET=${MLB_INSTALL_TEST_SUBNET:-198.18.0.0/24}
-export MLB_TESTBED_DIR=/tmp/mlbinb-testbed
-unset MLB_TESTBED_SUDO_PASSWORD MLB_TESTBED_BASTION_ONLY SSH_AUTH_SOCK
+install_testbed_settings mlbinb "${MLB_INSTALL_TEST_SUBNET:-198.18.0.0/24}"
 
 if [ "$(id -u)" -ne 0 ] || ! unshare --net --mount true 2>/dev/null; then
 	echo "install: skipped: needs root and network namespaces"
 	exit 0
 fi
 [ -x "${MLBOOT:-}" ] || mlb_die "MLBOOT is not set to the mlboot binary; run through tests/bench/run"
-waited=0
-while ip -o -4 addr show to "$MLB_TESTBED_SUBNET" | awk '{print $2}' | grep -qv "^$MLB_TESTBED_PREFIX-br\$" ||
-	ip link show "$MLB_TESTBED_PREFIX-br" >/dev/null 2>&1; do
-	if [ "$waited" -ge "${MLB_INSTALL_TEST_WAIT:-900}" ]; then
-		echo "install: skipped: subnet $MLB_TESTBED_SUBNET or testbed $MLB_TESTBED_PREFIX is in use (set MLB_INSTALL_TEST_SUBNET)"
-		exit 0
-	fi
-	sleep 5
-	waited=$((waited + 5))
-done
+if ! install_testbed_wait_until_free; then
+	echo "install: skipped: subnet $MLB_TESTBED_SUBNET or testbed $MLB_TESTBED_PREFIX is in use (set MLB_INSTALL_TEST_SUBNET)"
+	exit 0
+fi
 "$testbed/deps"
 
 work=$(mktemp -d /var/tmp/mlb-bench-install.XXXXXX)
 standin_isolate_environment "$work/home"
-# Set once this run started the testbed, so that cleanup never takes down another run's.
-testbed_started=0
 cleanup() {
 	standin_stop
-	[ "$testbed_started" = 0 ] || "$testbed/down" >/dev/null 2>&1 || true
+	[ "$INSTALL_TESTBED_STARTED" = 0 ] || "$testbed/down" >/dev/null 2>&1 || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
 
-testbed_started=1
-env_file=$("$testbed/up" 3 2>"$work/up.err") || mlb_die "testbed/up failed: $(tail -n 5 "$work/up.err")"
-set -a
-# shellcheck disable=SC1090
-. "$env_file"
-set +a
-for node in node1 node2 node3; do
-	"$testbed/node-exec" "$node" sysctl -qw net.ipv4.ip_forward=1
-done
+install_testbed_start 2>"$work/up.err" || mlb_die "testbed/up failed: $(tail -n 5 "$work/up.err")"
 
 cp -r "$fixture" "$work/platform"
 "$fixture/make-images" "$work/platform/images"
@@ -78,7 +61,7 @@ files=(cert-manager istio kserve kserve-runtimes kubeflow argocd sample-model)
 
 # write_config FILE KUBECONFIG STATE_DIR NODE_COUNT
 write_config() {
-	local file=$1 kubeconfig=$2 state=$3 count=$4 index address_var
+	local file=$1 kubeconfig=$2 state=$3 count=$4
 	{
 		cat <<EOF
 apiVersion: mlboot.dev/v1alpha1
@@ -92,14 +75,7 @@ spec:
   stateDir: $state
   hosts:
 EOF
-		for index in $(seq 1 "$count"); do
-			address_var=MLB_NODE${index}_ADDR
-			cat <<EOF
-    - name: node$index
-      role: $([ "$index" = 1 ] && echo control-plane || echo worker)
-      ssh: {address: ${!address_var}, keyPath: "$MLB_TESTBED_KEY_ED25519", knownHosts: "$MLB_TESTBED_KNOWN_HOSTS"}
-EOF
-		done
+		install_testbed_hosts "$count"
 	} >"$file"
 }
 

@@ -38,15 +38,15 @@ repo=$(cd "$here/../.." && pwd)
 . "$here/lib.sh"
 # shellcheck source=lib/standin.sh
 . "$here/lib/standin.sh"
+# shellcheck source=lib/results.sh
+. "$here/lib/results.sh"
+# shellcheck source=lib/install-testbed.sh
+. "$here/lib/install-testbed.sh"
 testbed=$here/testbed
-fixture=$repo/tests/fixtures/platform
 gateway=$here/lib/gateway.py
 python=/usr/bin/python3
 
-export MLB_TESTBED_PREFIX=mlbchk
-export MLB_TESTBED_SUBNET=${MLB_CHECK_TEST_SUBNET:-198.18.0.0/24}
-export MLB_TESTBED_DIR=/tmp/mlbchk-testbed
-unset MLB_TESTBED_SUDO_PASSWORD MLB_TESTBED_BASTION_ONLY SSH_AUTH_SOCK
+install_testbed_settings mlbchk "${MLB_CHECK_TEST_SUBNET:-198.18.0.0/24}"
 
 skip_test() {
 	echo "SKIP: $*"
@@ -77,8 +77,6 @@ mlb_install_packages libxml2-utils python3-jsonschema
 # Not under /tmp: every node has its own /tmp, and the nodes must see the image archives.
 work=$(mktemp -d /var/tmp/mlb-test-check.XXXXXX)
 standin_isolate_environment "$work/home"
-passed=0
-failed=0
 gateway_pid=
 health_pid=
 
@@ -93,118 +91,29 @@ cleanup() {
 	local status=$?
 	stop_pid "$gateway_pid"
 	stop_pid "$health_pid"
-	standin_stop
-	if [ "$failed" -gt 0 ] || [ "$status" -ne 0 ]; then
-		for log in "$work"/*.err; do
-			[ -f "$log" ] || continue
-			echo "--- $log" >&2
-			tail -n 25 "$log" >&2
-		done
-	fi
-	"$testbed/down" || true
-	rm -rf "$work"
+	install_testbed_cleanup "$status"
 }
 trap cleanup EXIT
 
-pass() {
-	passed=$((passed + 1))
-	echo "ok - $1"
-}
-
-fail() {
-	failed=$((failed + 1))
-	echo "not ok - $1"
-}
-
-check() {
-	local name=$1
-	shift
-	if "$@"; then pass "$name"; else fail "$name"; fi
-}
-
-env_file=$("$testbed/up" 3)
-set -a
-# shellcheck disable=SC1090
-. "$env_file"
-set +a
-# The testbed's namespaces start with forwarding off, which the install's preflight rejects.
-for node in node1 node2 node3; do
-	"$testbed/node-exec" "$node" sysctl -qw net.ipv4.ip_forward=1
-done
+install_testbed_start
 
 # --- The installed platform ------------------------------------------------------
-cp -r "$fixture" "$work/platform"
-"$fixture/make-images" "$work/platform/images"
-(cd "$work" && "$MLBOOT" keygen -o "$work/signing") >/dev/null
-"$MLBOOT" bundle build -f "$work/platform/catalog.yaml" -o "$work/platform.bundle" --key "$work/signing.key" \
-	>"$work/build.out" 2>"$work/build.err" || mlb_die "bundle build failed; see $work/build.err"
+install_testbed_build_bundle
 
 standin_start "$work/standin"
 
-# write_config FILE [BUNDLE]: the three nodes, the stand-in, and the bundle unless BUNDLE is "none".
-write_config() {
-	local file=$1 bundle=${2:-$work/platform.bundle} hosts="" index address_var
-	for index in 1 2 3; do
-		address_var=MLB_NODE${index}_ADDR
-		hosts+="    - name: node$index
-      role: $([ "$index" = 1 ] && echo control-plane || echo worker)
-      ssh: {address: ${!address_var}, keyPath: \"$MLB_TESTBED_KEY_ED25519\", knownHosts: \"$MLB_TESTBED_KNOWN_HOSTS\"}
-"
-	done
-	{
-		echo "apiVersion: mlboot.dev/v1alpha1"
-		echo "kind: Platform"
-		echo "metadata: {name: check-test}"
-		echo "spec:"
-		[ "$bundle" = none ] || echo "  bundle: $bundle"
-		echo "  kubeconfig: {path: $STANDIN_DIR/admin.kubeconfig}"
-		echo "  stateDir: $work/state"
-		echo "  parallelism: 3"
-		echo "  hosts:"
-		printf '%s' "$hosts"
-		echo "  timeouts: {component: 3m, install: 30m}"
-	} >"$file"
-}
-write_config "$work/mlboot.yaml"
-write_config "$work/no-bundle.yaml" none
+# Both configs name the three nodes and the stand-in, but no-bundle.yaml names no bundle.
+install_testbed_write_config "$work/mlboot.yaml" check-test "$work/platform.bundle" \
+	"$STANDIN_DIR/admin.kubeconfig" "$work/state"
+install_testbed_write_config "$work/no-bundle.yaml" check-test none \
+	"$STANDIN_DIR/admin.kubeconfig" "$work/state"
 
 install() {
 	"$MLBOOT" install -f "$work/mlboot.yaml" --pubkey "$work/signing.pub" "$@" >>"$work/install.out" 2>>"$work/install.err"
 }
 install || mlb_die "mlboot install of the test platform failed; see $work/install.err"
 
-# Give the gateway the address MetalLB would give it on bare metal, and
-# Argo CD's servers the Services of Argo CD's own manifests (which the test
-# platform leaves out), reachable at node2's address.
-standin_kubectl -n istio-system patch service istio-ingressgateway --type merge -p \
-	"{\"metadata\":{\"annotations\":{\"metallb.universe.tf/loadBalancerIPs\":\"$MLB_NODE1_ADDR\"}},\"spec\":{\"type\":\"LoadBalancer\"}}" \
-	>/dev/null
-standin_kubectl apply -f - >/dev/null <<EOF
-apiVersion: v1
-kind: Service
-metadata: {name: argocd-server, namespace: argocd}
-spec:
-  selector: {app.kubernetes.io/name: argocd-server}
-  externalIPs: [$MLB_NODE2_ADDR]
-  ports:
-  - {name: tcp-argocdserver, protocol: TCP, port: 80, targetPort: 8080}
-  - {name: tcp-argocdservertls, protocol: TCP, port: 443, targetPort: 8080}
----
-apiVersion: v1
-kind: Service
-metadata: {name: argocd-repo-server, namespace: argocd}
-spec:
-  selector: {app.kubernetes.io/name: argocd-repo-server}
-  externalIPs: [$MLB_NODE2_ADDR]
-  ports:
-  - {name: https-argocdreposerver, protocol: TCP, port: 8081, targetPort: 8081}
-  - {name: http-argocdreposervermetrics, protocol: TCP, port: 8084, targetPort: 8084}
-EOF
-gateway_has_address() {
-	test -n "$(standin_kubectl -n istio-system get service istio-ingressgateway \
-		-o jsonpath='{.status.loadBalancer.ingress[0].ip}')"
-}
-mlb_wait_until 30 gateway_has_address || mlb_die "the stand-in gave the gateway no address"
+install_testbed_add_check_services
 
 start_gateway() {
 	rm -f "$work/gateway.ready"

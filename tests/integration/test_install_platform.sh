@@ -35,126 +35,41 @@ repo=$(cd "$here/../.." && pwd)
 . "$here/lib.sh"
 # shellcheck source=lib/standin.sh
 . "$here/lib/standin.sh"
+# shellcheck source=lib/results.sh
+. "$here/lib/results.sh"
+# shellcheck source=lib/install-testbed.sh
+. "$here/lib/install-testbed.sh"
 testbed=$here/testbed
 fixture=$repo/tests/fixtures/platform
 
-export MLB_TESTBED_PREFIX=mlbins
-export MLB_TESTBED_SUBNET=${MLB_INSTALL_TEST_SUBNET:-198.18.0.0/24}
-export MLB_TESTBED_DIR=/tmp/mlbins-testbed
-unset MLB_TESTBED_SUDO_PASSWORD MLB_TESTBED_BASTION_ONLY SSH_AUTH_SOCK
-
-if [ "$(id -u)" -ne 0 ]; then
-	mlb_skip "needs root for network namespaces and mounts"
-fi
-if ! unshare --net --mount true 2>/dev/null; then
-	mlb_skip "this kernel or sandbox does not allow new network and mount namespaces"
-fi
-[ -x "${MLBOOT:-}" ] || mlb_die "MLBOOT is not set to the mlboot binary; run through tests/run"
-standin_require
-
-# Busy: another testbed holds the subnet, or another run of this test holds the prefix.
-testbed_busy() {
-	ip -o -4 addr show to "$MLB_TESTBED_SUBNET" | awk '{print $2}' | grep -qv "^$MLB_TESTBED_PREFIX-br\$" ||
-		ip link show "$MLB_TESTBED_PREFIX-br" >/dev/null 2>&1
-}
-wait_limit=${MLB_INSTALL_TEST_WAIT:-900}
-waited=0
-while testbed_busy; do
-	if [ "$waited" -ge "$wait_limit" ]; then
-		mlb_skip "subnet $MLB_TESTBED_SUBNET or testbed $MLB_TESTBED_PREFIX is in use; set MLB_INSTALL_TEST_SUBNET to a free 198.18.N.0/24, or run testbed/down after a crashed run"
-	fi
-	[ "$waited" -gt 0 ] || mlb_log "waiting for subnet $MLB_TESTBED_SUBNET and testbed $MLB_TESTBED_PREFIX, which another run uses"
-	sleep 5
-	waited=$((waited + 5))
-done
+install_testbed_settings mlbins "${MLB_INSTALL_TEST_SUBNET:-198.18.0.0/24}"
+install_testbed_require
+install_testbed_wait_until_free ||
+	mlb_skip "subnet $MLB_TESTBED_SUBNET or testbed $MLB_TESTBED_PREFIX is in use; set MLB_INSTALL_TEST_SUBNET to a free 198.18.N.0/24, or run testbed/down after a crashed run"
 "$testbed/deps"
 
 work=$(mktemp -d /var/tmp/mlb-test-install.XXXXXX)
 standin_isolate_environment "$work/home"
-passed=0
-failed=0
 run_pid=
-# Set once this run started the testbed, so that cleanup never takes down another run's.
-testbed_started=0
 
 cleanup() {
 	local status=$?
 	[ -z "$run_pid" ] || kill -KILL "$run_pid" 2>/dev/null || true
-	standin_stop
-	if [ "$failed" -gt 0 ] || [ "$status" -ne 0 ]; then
-		for log in "$work"/*.err; do
-			[ -f "$log" ] || continue
-			echo "--- $log" >&2
-			tail -n 25 "$log" >&2
-		done
-	fi
-	[ "$testbed_started" = 0 ] || "$testbed/down" || true
-	rm -rf "$work"
+	install_testbed_cleanup "$status"
 }
 trap cleanup EXIT
 
-pass() {
-	passed=$((passed + 1))
-	echo "ok - $1"
-}
-
-fail() {
-	failed=$((failed + 1))
-	echo "not ok - $1"
-}
-
-check() {
-	local name=$1
-	shift
-	if "$@"; then pass "$name"; else fail "$name"; fi
-}
-
-testbed_started=1
-env_file=$("$testbed/up" 3)
-set -a
-# shellcheck disable=SC1090
-. "$env_file"
-set +a
+install_testbed_start
 nodes=(node1 node2 node3)
-# The testbed's namespaces start with forwarding off, which preflight rejects.
-for node in "${nodes[@]}"; do
-	"$testbed/node-exec" "$node" sysctl -qw net.ipv4.ip_forward=1
-done
 
 # --- The bundle of the test platform ------------------------------------------
-cp -r "$fixture" "$work/platform"
-"$fixture/make-images" "$work/platform/images"
-(cd "$work" && "$MLBOOT" keygen -o "$work/signing") >/dev/null
-"$MLBOOT" bundle build -f "$work/platform/catalog.yaml" -o "$work/platform.bundle" --key "$work/signing.key" \
-	>"$work/build.out" 2>"$work/build.err" || mlb_die "bundle build failed; see $work/build.err"
+install_testbed_build_bundle
 mapfile -t images < <(grep -o 'name: [^,]*, path: images/' "$fixture/catalog.yaml" | awk '{print $2}' | tr -d ,)
 [ "${#images[@]}" -ge 10 ] || mlb_die "the catalog lists only ${#images[@]} images"
 
 # write_config FILE KUBECONFIG STATE_DIR [COMPONENT_TIMEOUT]
 write_config() {
-	local file=$1 kubeconfig=$2 state=$3 timeout=${4:-3m} hosts="" node index
-	for index in 1 2 3; do
-		node=node$index
-		local address_var=MLB_NODE${index}_ADDR
-		hosts+="    - name: $node
-      role: $([ "$index" = 1 ] && echo control-plane || echo worker)
-      ssh: {address: ${!address_var}, keyPath: \"$MLB_TESTBED_KEY_ED25519\", knownHosts: \"$MLB_TESTBED_KNOWN_HOSTS\"}
-"
-	done
-	cat >"$file" <<EOF
-apiVersion: mlboot.dev/v1alpha1
-kind: Platform
-metadata:
-  name: install-test
-spec:
-  bundle: $work/platform.bundle
-  kubeconfig:
-    path: $kubeconfig
-  stateDir: $state
-  parallelism: 3
-  hosts:
-$hosts  timeouts: {component: $timeout, install: 30m}
-EOF
+	install_testbed_write_config "$1" install-test "$work/platform.bundle" "$2" "$3" "${4:-3m}"
 }
 
 install() {
@@ -184,14 +99,7 @@ node_images() {
 
 # Every bundle image listed by the node's containerd, pinned.
 node_has_every_image() {
-	local node=$1 listing image
-	listing=$(node_images "$node")
-	for image in "${images[@]}"; do
-		if ! grep -E "^$image[[:space:]].*io.cri-containerd.pinned=pinned" <<<"$listing" >/dev/null; then
-			mlb_log "$node lacks $image (or it is not pinned)"
-			return 1
-		fi
-	done
+	install_testbed_node_has_images "$1" "${images[@]}"
 }
 
 # Number of "done" records of STEP in the journal of STATE.
@@ -214,20 +122,6 @@ no_step_done_twice() {
 wait_for_record() {
 	local state=$1 step=$2 event=$3
 	mlb_wait_until 120 grep -q "\"step\":\"$step\",.*\"event\":\"$event\"" "$state/journal" 2>/dev/null
-}
-
-standin_stats_failures() {
-	standin_ctl stats | /usr/bin/python3 -c '
-import json, sys
-stats = json.load(sys.stdin)
-bad = {code: count for code, count in stats.get("byStatus", {}).items() if not code.startswith("2")}
-print(" ".join(f"{code}:{count}" for code, count in sorted(bad.items())))'
-}
-
-standin_patch_count() {
-	standin_ctl stats | /usr/bin/python3 -c '
-import json, sys
-print(json.load(sys.stdin).get("byMethod", {}).get("PATCH", 0))'
 }
 
 # Every object of every manifest, read back from the stand-in, with mlboot's labels.

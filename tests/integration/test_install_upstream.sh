@@ -32,82 +32,33 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/registry.sh"
 # shellcheck source=lib/upstream-bundle.sh
 . "$here/lib/upstream-bundle.sh"
+# shellcheck source=lib/results.sh
+. "$here/lib/results.sh"
+# shellcheck source=lib/install-testbed.sh
+. "$here/lib/install-testbed.sh"
 testbed=$here/testbed
 
-export MLB_TESTBED_PREFIX=mlbinu
-export MLB_TESTBED_SUBNET=${MLB_INSTALL_UPSTREAM_TEST_SUBNET:-198.18.0.0/24}
-export MLB_TESTBED_DIR=/tmp/mlbinu-testbed
-unset MLB_TESTBED_SUDO_PASSWORD MLB_TESTBED_BASTION_ONLY SSH_AUTH_SOCK
+install_testbed_settings mlbinu "${MLB_INSTALL_UPSTREAM_TEST_SUBNET:-198.18.0.0/24}"
 
 if [ -z "${MLBOOT_UPSTREAM_DIR:-}" ]; then
 	echo "SKIP: MLBOOT_UPSTREAM_DIR is unset"
 	exit 77
 fi
 [ -d "$MLBOOT_UPSTREAM_DIR" ] || mlb_die "MLBOOT_UPSTREAM_DIR '$MLBOOT_UPSTREAM_DIR' is not a folder"
-if [ "$(id -u)" -ne 0 ]; then
-	mlb_skip "needs root for network namespaces and mounts"
-fi
-if ! unshare --net --mount true 2>/dev/null; then
-	mlb_skip "this kernel or sandbox does not allow new network and mount namespaces"
-fi
-[ -x "${MLBOOT:-}" ] || mlb_die "MLBOOT is not set to the mlboot binary; run through tests/run"
-standin_require
-
-# Busy: another testbed holds the subnet, or another run of this test holds the prefix.
-testbed_busy() {
-	ip -o -4 addr show to "$MLB_TESTBED_SUBNET" | awk '{print $2}' | grep -qv "^$MLB_TESTBED_PREFIX-br\$" ||
-		ip link show "$MLB_TESTBED_PREFIX-br" >/dev/null 2>&1
-}
-wait_limit=${MLB_INSTALL_TEST_WAIT:-900}
-waited=0
-while testbed_busy; do
-	if [ "$waited" -ge "$wait_limit" ]; then
-		mlb_skip "subnet $MLB_TESTBED_SUBNET or testbed $MLB_TESTBED_PREFIX is in use; set MLB_INSTALL_UPSTREAM_TEST_SUBNET to a free 198.18.N.0/24, or run testbed/down after a crashed run"
-	fi
-	[ "$waited" -gt 0 ] || mlb_log "waiting for subnet $MLB_TESTBED_SUBNET and testbed $MLB_TESTBED_PREFIX, which another run uses"
-	sleep 5
-	waited=$((waited + 5))
-done
+install_testbed_require
+install_testbed_wait_until_free ||
+	mlb_skip "subnet $MLB_TESTBED_SUBNET or testbed $MLB_TESTBED_PREFIX is in use; set MLB_INSTALL_UPSTREAM_TEST_SUBNET to a free 198.18.N.0/24, or run testbed/down after a crashed run"
 "$testbed/deps"
 
 work=$(mktemp -d /var/tmp/mlb-test-install-upstream.XXXXXX)
 standin_isolate_environment "$work/home"
-passed=0
-failed=0
-# Set once this run started the testbed, so that cleanup never takes down another run's.
-testbed_started=0
 
 cleanup() {
 	local status=$?
-	standin_stop
 	upstream_services_stop
-	if [ "$failed" -gt 0 ] || [ "$status" -ne 0 ]; then
-		for log in "$work"/*.err; do
-			[ -f "$log" ] || continue
-			echo "--- $log" >&2
-			tail -n 25 "$log" >&2
-		done
-	fi
-	[ "$testbed_started" = 0 ] || "$testbed/down" || true
-	rm -rf "$work"
+	install_testbed_cleanup "$status"
 }
 trap cleanup EXIT
-
-pass() {
-	passed=$((passed + 1))
-	echo "ok - $1"
-}
-
-fail() {
-	failed=$((failed + 1))
-	echo "not ok - $1"
-}
-
-check() {
-	local name=$1
-	shift
-	if "$@"; then pass "$name"; else fail "$name"; fi
-}
 
 # --- The bundle -------------------------------------------------------------------
 start=$SECONDS
@@ -133,41 +84,11 @@ for component in json.load(open(sys.argv[1]))["components"]:
         print(component["name"], component["namespace"], manifest)' "$work/inspect.json" >"$work/manifests.txt"
 
 # --- The testbed and the stand-in -------------------------------------------------
-testbed_started=1
-env_file=$("$testbed/up" 3)
-set -a
-# shellcheck disable=SC1090
-. "$env_file"
-set +a
+install_testbed_start
 nodes=(node1 node2 node3)
-# The testbed's namespaces start with forwarding off, which preflight rejects.
-for node in "${nodes[@]}"; do
-	"$testbed/node-exec" "$node" sysctl -qw net.ipv4.ip_forward=1
-done
 standin_start "$work/standin"
-
-hosts=""
-for index in 1 2 3; do
-	address_var=MLB_NODE${index}_ADDR
-	hosts+="    - name: node$index
-      role: $([ "$index" = 1 ] && echo control-plane || echo worker)
-      ssh: {address: ${!address_var}, keyPath: \"$MLB_TESTBED_KEY_ED25519\", knownHosts: \"$MLB_TESTBED_KNOWN_HOSTS\"}
-"
-done
-cat >"$work/mlboot.yaml" <<EOF
-apiVersion: mlboot.dev/v1alpha1
-kind: Platform
-metadata:
-  name: install-upstream-test
-spec:
-  bundle: $work/platform.bundle
-  kubeconfig:
-    path: $STANDIN_DIR/admin.kubeconfig
-  stateDir: $work/state
-  parallelism: 3
-  hosts:
-$hosts  timeouts: {component: 3m, install: 30m}
-EOF
+install_testbed_write_config "$work/mlboot.yaml" install-upstream-test "$work/platform.bundle" \
+	"$STANDIN_DIR/admin.kubeconfig" "$work/state" 3m
 
 install() {
 	"$MLBOOT" install -f "$work/mlboot.yaml" --pubkey "$work/signing.pub"
@@ -175,14 +96,7 @@ install() {
 
 # Every bundle image listed by the node's containerd, pinned.
 node_has_every_image() {
-	local node=$1 listing image
-	listing=$("$testbed/node-exec" "$node" ctr -n k8s.io images ls)
-	for image in "${images[@]}"; do
-		if ! grep -E "^${image}[[:space:]].*io.cri-containerd.pinned=pinned" <<<"$listing" >/dev/null; then
-			mlb_log "$node lacks $image (or it is not pinned)"
-			return 1
-		fi
-	done
+	install_testbed_node_has_images "$1" "${images[@]}"
 }
 
 # Every object of every manifest, read back from the stand-in, with mlboot's
@@ -244,20 +158,6 @@ for item in json.load(sys.stdin)["items"]:
 if checked < 5:
     sys.exit(f"only {checked} annotated webhook configurations")
 print(checked)'
-}
-
-standin_stats_failures() {
-	standin_ctl stats | /usr/bin/python3 -c '
-import json, sys
-stats = json.load(sys.stdin)
-bad = {code: count for code, count in stats.get("byStatus", {}).items() if not code.startswith("2")}
-print(" ".join(f"{code}:{count}" for code, count in sorted(bad.items())))'
-}
-
-standin_patch_count() {
-	standin_ctl stats | /usr/bin/python3 -c '
-import json, sys
-print(json.load(sys.stdin).get("byMethod", {}).get("PATCH", 0))'
 }
 
 # Every step of the journal done.

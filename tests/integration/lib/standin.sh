@@ -7,6 +7,8 @@
 #   standin_start DIR                start on loopback, state in DIR
 #   standin_ctl COMMAND ...          the stand-in's control client
 #   standin_kubectl ARGS ...         kubectl as the stand-in's admin
+#   standin_stats_failures           the non-2xx statuses the stand-in returned
+#   standin_patch_count              how many PATCH requests it served
 #   standin_stop                     stop the server standin_start started
 #
 # standin_start sets STANDIN_DIR, STANDIN_PID, STANDIN_PORT and STANDIN_URL.
@@ -95,6 +97,25 @@ standin_ctl() {
 # Run kubectl against the stand-in as its admin (client certificate).
 standin_kubectl() {
 	kubectl --kubeconfig "$STANDIN_DIR/admin.kubeconfig" --request-timeout=30s "$@"
+}
+
+# Print each status outside 2xx that the stand-in returned since it started
+# or its statistics were last reset, as "CODE:COUNT" separated by spaces and
+# sorted by code. The line is empty when there was none.
+standin_stats_failures() {
+	standin_ctl stats | "$STANDIN_PYTHON" -c '
+import json, sys
+stats = json.load(sys.stdin)
+bad = {code: count for code, count in stats.get("byStatus", {}).items() if not code.startswith("2")}
+print(" ".join(f"{code}:{count}" for code, count in sorted(bad.items())))'
+}
+
+# Print how many PATCH requests (server-side applies, among others) the
+# stand-in served since it started or its statistics were last reset.
+standin_patch_count() {
+	standin_ctl stats | "$STANDIN_PYTHON" -c '
+import json, sys
+print(json.load(sys.stdin).get("byMethod", {}).get("PATCH", 0))'
 }
 
 # Print a TCP port on 127.0.0.1 that nothing listens on at the time of the
