@@ -231,7 +231,7 @@ int check_nodes(struct check_state *state)
 	struct nodes_run run;
 	struct node_host *hosts = NULL;
 	struct node_outcome *outcomes = NULL;
-	size_t count = config ? config->host_count : 0, unreachable = 0;
+	size_t count = config ? config->host_count : 0, unreachable = 0, denied = 0;
 	int r = -ENOMEM;
 
 	if (count == 0)
@@ -263,8 +263,13 @@ int check_nodes(struct check_state *state)
 		r = report_host(state, &config->hosts[i], &outcomes[i], &run.hosts[i]);
 		if (outcomes[i].result < 0)
 			unreachable++;
+		if (outcomes[i].result == MLB_EDENIED)
+			denied++;
 	}
-	if (r == 0 && unreachable > 0)
+	/* A rejected host key or user key needs the operator's decision: it wins over a host down. */
+	if (r == 0 && denied > 0)
+		r = MLB_EDENIED;
+	else if (r == 0 && unreachable > 0)
 		r = MLB_EUNREACHABLE;
 out:
 	for (size_t i = 0; hosts && i < count; i++)

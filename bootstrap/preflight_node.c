@@ -1146,7 +1146,7 @@ int preflight_nodes(const struct config *config, const struct preflight_nodes_op
 	struct node_outcome *outcomes = NULL;
 	struct node_probe *probes = NULL;
 	const struct node_probe **probed = NULL;
-	size_t count = config->host_count, unreachable = 0;
+	size_t count = config->host_count, unreachable = 0, denied = 0;
 	uint64_t space_needed = options && options->space_needed ? options->space_needed
 								  : PREFLIGHT_DEFAULT_SPACE_NEEDED;
 	int64_t started = monotonic_ms();
@@ -1188,6 +1188,8 @@ int preflight_nodes(const struct config *config, const struct preflight_nodes_op
 		probed[i] = was_probed ? &probes[i] : NULL;
 		if (outcomes[i].result < 0) {
 			unreachable++;
+			if (outcomes[i].result == MLB_EDENIED)
+				denied++;
 			log_error("%s", outcomes[i].error.message[0] ? outcomes[i].error.message
 								     : mlb_strerror(outcomes[i].result));
 		}
@@ -1197,7 +1199,8 @@ int preflight_nodes(const struct config *config, const struct preflight_nodes_op
 		goto out;
 	log_info("node checks: %zu host%s in %lld ms, %zu unreachable", count, count == 1 ? "" : "s",
 		 (long long)(monotonic_ms() - started), unreachable);
-	r = unreachable > 0 ? MLB_EUNREACHABLE : 0;
+	/* A rejected host key or user key needs the operator's decision: it wins over a host down. */
+	r = denied > 0 ? MLB_EDENIED : unreachable > 0 ? MLB_EUNREACHABLE : 0;
 out:
 	for (size_t i = 0; hosts && i < count; i++)
 		node_host_release(&hosts[i]);

@@ -314,7 +314,7 @@ expect_exit "a check failed" 1
 write_config "$config" true "$work/known_hosts.new"
 preflight newkey --space-needed 1M
 expect "node3 with an unknown key is rejected" newkey "node node3" node.reachable fail "node3"
-expect_exit "the rejected host counts as unreachable" 5
+expect_exit "the rejected host key gives exit status 6 (denied)" 6
 preflight acceptkey --space-needed 1M --accept-new-host-keys
 expect "node3 accepted with --accept-new-host-keys" acceptkey "node node3" node.reachable pass
 if [ -s "$work/known_hosts.new" ]; then
