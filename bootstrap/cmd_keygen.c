@@ -1,7 +1,9 @@
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "airgap.h"
 #include "common.h"
@@ -51,8 +53,14 @@ int cmd_keygen(int argc, char **argv)
 
 	r = bundle_key_generate(name, key_id);
 	if (r == -EEXIST) {
-		log_error("'%s.key' or '%s.pub' already exists: keygen never overwrites a key, choose another NAME",
-			  name, name);
+		char path[PATH_MAX];
+		struct stat st;
+
+		/* Name the file that is there; the key is checked first. */
+		snprintf(path, sizeof(path), "%s.key", name);
+		if (lstat(path, &st) < 0)
+			snprintf(path, sizeof(path), "%s.pub", name);
+		log_error("'%s' already exists: keygen never overwrites a key, choose another NAME", path);
 		return MLB_EINPUT;
 	}
 	if (r < 0)
