@@ -147,7 +147,7 @@ install: $(BUILD)/mlboot
 	$(SUBSTITUTE) systemd/update-motd-mlboot > $(DESTDIR)$(MOTDDIR)/60-mlboot
 	chmod 0755 $(DESTDIR)$(MOTDDIR)/60-mlboot
 	[ ! -e docs/mlboot.1 ] || install -m 0644 docs/mlboot.1 $(DESTDIR)$(MANDIR)/man1/mlboot.1
-	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md docs/*.md docs/report-schema.json $(DESTDIR)$(DOCDIR)/
 	[ ! -e docs/mlboot.yaml.example ] || install -m 0644 docs/mlboot.yaml.example $(DESTDIR)$(DOCDIR)/
 
 # node-probe drives the node module from tests/integration/test_ssh_*.sh. It
