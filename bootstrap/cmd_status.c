@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
@@ -301,7 +302,14 @@ int cmd_status(int argc, char **argv)
 			all_done = false;
 	}
 	if (rows.count == 0) {
-		log_info("the journal in '%s' records no step: no install has run with this state folder", folder);
+		struct stat st;
+
+		if (stat(folder, &st) < 0)
+			log_info("the state folder '%s' does not exist: no install has run with it; give the "
+				 "install's --state-dir or stateDir of mlboot.yaml", folder);
+		else
+			log_info("the journal in '%s' records no step: no install has run with this state "
+				 "folder", folder);
 		all_done = false;
 	}
 	r = all_done ? 0 : MLB_EFAILED;
