@@ -537,9 +537,11 @@ static CURLcode set_options(struct kube_client *client, const char *url, const c
 	SET(CURLOPT_HEADERDATA, attempt);
 	if (connect_to)
 		SET(CURLOPT_CONNECT_TO, connect_to);
-	if (client->proxy_url)
+	if (client->proxy_url) {
 		SET(CURLOPT_PROXY, client->proxy_url);
-	else if (client->no_proxy)
+		/* Like kubectl, send every request through proxy-url and ignore no_proxy. */
+		SET(CURLOPT_NOPROXY, "");
+	} else if (client->no_proxy)
 		SET(CURLOPT_NOPROXY, "*");
 	if (strcmp(method, "GET") == 0) {
 		SET(CURLOPT_HTTPGET, 1L);
@@ -597,6 +599,20 @@ static bool code_is_tls_verification(CURLcode code)
 	return code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
 	       code == CURLE_SSL_ISSUER_ERROR || code == CURLE_SSL_INVALIDCERTSTATUS ||
 	       code == CURLE_SSL_PINNEDPUBKEYNOTMATCH;
+}
+
+/* Copies a proxy URL without any user name and password in it, for messages. */
+static void proxy_without_credentials(const char *url, char *out, size_t size)
+{
+	const char *scheme_end = strstr(url, "://");
+	const char *host = scheme_end ? scheme_end + 3 : url;
+	const char *at = strchr(host, '@');
+	const char *slash = strchr(host, '/');
+
+	if (at && (!slash || at < slash))
+		snprintf(out, size, "%.*s%s", (int)(host - url), url, at + 1);
+	else
+		snprintf(out, size, "%s", url);
 }
 
 static bool code_is_connection(CURLcode code)
@@ -662,7 +678,15 @@ static int transfer_error(struct kube_client *client, const char *method, const 
 				 curl_message(client, code), client->user_name);
 	if (code == CURLE_OPERATION_TIMEDOUT)
 		return kube_fail(MLB_EUNREACHABLE, "request %s %s to API server '%s' timed out (%s)",
-				 client->server, method, path, curl_message(client, code));
+				 method, path, client->server, curl_message(client, code));
+	if (client->proxy_url && (code == CURLE_COULDNT_RESOLVE_PROXY || code == CURLE_COULDNT_CONNECT)) {
+		char proxy[256];
+
+		proxy_without_credentials(client->proxy_url, proxy, sizeof(proxy));
+		return kube_fail(MLB_EUNREACHABLE, "cannot reach API server '%s' through the proxy '%s' (%s); "
+				 "check that the proxy is running and the proxy-url in '%s'", client->server, proxy,
+				 curl_message(client, code), client->source);
+	}
 	if (code_is_connection(code))
 		return kube_fail(MLB_EUNREACHABLE, "cannot reach API server '%s' (%s); check that it is running "
 				 "and that the server URL in '%s' is right", client->server,

@@ -337,6 +337,39 @@ case_unreachable() {
 	pass "$name ($elapsed ms)"
 }
 
+case_closed_proxy() {
+	local name="closed proxy is named without its password" port
+	port=$(standin_unused_port)
+	sed "s|^\(    server: .*\)$|\1\n    proxy-url: http://operator:proxy-secret@127.0.0.1:$port|" "$admin" \
+		>"$work/proxy.kubeconfig" || mlb_die "cannot write the kubeconfig with a proxy"
+	grep -q "proxy-url:" "$work/proxy.kubeconfig" || mlb_die "the kubeconfig has no server line to add the proxy to"
+	run_preflight --kubeconfig "$work/proxy.kubeconfig" -o json
+	expect_status "$name" 5 || return
+	expect_check "$name" cluster.api fail || return
+	expect_text "$name" "$work/out" "through the proxy 'http://127.0.0.1:$port'" || return
+	if grep -q "proxy-secret" "$work/out" "$work/err"; then
+		fail "$name: the proxy's password is in the output"
+		return
+	fi
+	pass "$name"
+}
+
+case_through_proxy() {
+	local name="requests go through the kubeconfig's proxy-url" port pid
+	port=$(standin_unused_port)
+	"$STANDIN_PYTHON" "$here/lib/loopback-proxy.py" "$port" "$work/proxy.log" 2>"$work/proxy.err" &
+	pid=$!
+	mlb_wait_until 10 test -s "$work/proxy.log.ready" || { kill "$pid"; fail "$name: the proxy did not start"; return; }
+	sed "s|^\(    server: .*\)$|\1\n    proxy-url: http://127.0.0.1:$port|" "$admin" >"$work/via-proxy.kubeconfig" ||
+		mlb_die "cannot write the kubeconfig with a proxy"
+	run_preflight --kubeconfig "$work/via-proxy.kubeconfig" -o json
+	kill "$pid"
+	wait "$pid" 2>/dev/null
+	expect_status "$name" 0 || return
+	expect_text "$name" "$work/proxy.log" "CONNECT ${STANDIN_URL#https://} HTTP/1.1" || return
+	pass "$name"
+}
+
 case_injected_faults() {
 	local name="10% injected 500 and 429 pass" run injected
 	reset_cluster
@@ -440,6 +473,8 @@ case_viewer
 case_wrong_ca
 case_expired_token
 case_unreachable
+case_closed_proxy
+case_through_proxy
 case_injected_faults
 case_vendor_versions
 case_token_not_logged
