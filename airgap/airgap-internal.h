@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
 #include <zstd.h>
 
@@ -60,6 +62,29 @@ int random_hex(char *out, size_t digits);
 int remove_tree_at(int dir_fd, const char *name);
 /* Adds size, rounded up to whole BUNDLE_DISK_BLOCKs (at least one), to *total; false on overflow. */
 bool disk_blocks_add(uint64_t *total, uint64_t size);
+/* Whether the flag of bundle_set_interrupt_flag() is set. */
+bool bundle_interrupted(void);
+
+/* A file that an output must not replace, identified by st_dev and st_ino. */
+struct input_file {
+	dev_t dev;
+	ino_t ino;
+	char *path;
+	char *role;
+};
+
+/*
+ * Adds path to the list, identified by known when not NULL, else by stat()
+ * (which follows a symbolic link). A missing path is skipped.
+ */
+int input_file_add(struct input_file **list, size_t *count, const char *path, const char *role,
+		   const struct stat *known);
+void input_files_release(struct input_file *list, size_t count);
+/*
+ * Checks output as bundle_check_output() does against the listed files.
+ * Returns 0, MLB_EINPUT or an lstat() error, with the reason in message.
+ */
+int output_check(const char *output, const struct input_file *inputs, size_t count, char *message, size_t size);
 
 /* --- tar.c: canonical writing and strict reading -------------------------- */
 
@@ -79,7 +104,14 @@ struct input {
 	bool eof;
 };
 
+/* Opens path for reading; -EISDIR for a folder. */
 int input_open(struct input *in, const char *path, size_t capacity);
+/*
+ * Opens a bundle with input_open() and reports a failure, setting
+ * report->unreadable. A path that names no readable file (missing, a
+ * folder, no permission) is invalid input: MLB_EINPUT.
+ */
+int bundle_input_open(struct input *in, const char *path, size_t capacity, struct bundle_report *report);
 void input_close(struct input *in);
 /* Points *data at up to max buffered bytes (reading more when empty); *len 0 at end of file. */
 int input_next(struct input *in, size_t max, const unsigned char **data, size_t *len);

@@ -16,7 +16,9 @@
  *   MLB_EINTEGRITY  a hash, size, signature or the tar structure of a
  *                   bundle is wrong, or an unsigned bundle was not allowed;
  *   MLB_EINPUT      a catalog or an index that is invalid (after its
- *                   signature checked out), or an unsupported format version;
+ *                   signature checked out), an unsupported format version,
+ *                   a bundle or catalog that cannot be read, or an output
+ *                   path that may not be replaced;
  *   -errno          the system failed (-ENOSPC, -EEXIST, -EIO, ...).
  * Checks collect every problem they find in a struct bundle_report, with
  * archive names already escaped for a terminal, and never print: the
@@ -25,6 +27,7 @@
 #ifndef MLBOOT_AIRGAP_AIRGAP_H
 #define MLBOOT_AIRGAP_AIRGAP_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -71,6 +74,10 @@ struct bundle_report {
 	char key_id[SHA256_HEX_LEN + 1];   /* the signer's key ID when signed */
 	uint64_t entries;   /* payload entries read */
 	uint64_t bytes;     /* payload bytes read */
+	bool unreadable;    /* the bundle file could not be opened: nothing was checked */
+	/* Changes made on the way that the caller should log, such as removed leftovers. */
+	char **notes;
+	size_t note_count;
 };
 
 void bundle_report_init(struct bundle_report *report);
@@ -78,6 +85,35 @@ void bundle_report_release(struct bundle_report *report);
 /* Records a problem and merges r into report->result; returns r. */
 int bundle_report_add(struct bundle_report *report, int r, const char *format, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Records a note, which is not a problem; -ENOMEM when it cannot be stored. */
+int bundle_report_note(struct bundle_report *report, const char *format, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Lets a signal handler stop a build or an unpack. While *flag is nonzero,
+ * bundle_unpack() and the writer stop at their next chunk of at most
+ * 1 MiB, or when a blocking read from a pipe is interrupted, remove what
+ * they wrote and return -EINTR. The setting is process-wide, as signal
+ * handlers are; NULL turns the check off.
+ */
+void bundle_set_interrupt_flag(const volatile sig_atomic_t *flag);
+
+/* A file that a bundle must not replace, such as an input of the build. */
+struct bundle_input {
+	const char *path;
+	const char *role;   /* what the file is, for messages: "catalog", "signing key" */
+};
+
+/*
+ * Checks that a bundle may be written at output: nothing exists there, or
+ * a regular file other than the inputs (compared by st_dev and st_ino;
+ * inputs that do not exist are skipped). A symbolic link, folder,
+ * device, FIFO or socket at output is rejected (see file_check_output()).
+ * Reports why, naming the path, and returns MLB_EINPUT; other lstat()
+ * failures are reported with their -errno.
+ */
+int bundle_check_output(const char *output, const struct bundle_input *inputs, size_t count,
+			struct bundle_report *report);
 
 /*
  * Writes name into out (size bytes, NUL-terminated) with control
@@ -267,9 +303,24 @@ struct bundle_platform_info {
 /*
  * Starts a bundle that bundle_writer_finish() writes to path. Nothing is
  * written to path before then; the writer keeps compressed data in an
- * unlinked temporary file beside path, so memory stays bounded.
+ * unlinked temporary file beside path, so memory stays bounded. Returns
+ * MLB_EINPUT, creating nothing, when path names a symbolic link, folder,
+ * device, FIFO or socket (bundle_check_output() reports why).
  */
 int bundle_writer_open(const char *path, struct bundle_writer **out);
+/*
+ * Names a file that the bundle must not replace, such as the catalog or
+ * the signing key. The writer adds every source file that it reads by
+ * itself. A path that does not exist is skipped.
+ */
+int bundle_writer_protect(struct bundle_writer *writer, const char *path, const char *role);
+/*
+ * Checks the output path with the rules of bundle_check_output() against
+ * the protected files; MLB_EINPUT, with the reason in
+ * bundle_writer_error(), when the bundle may not be written there.
+ * bundle_writer_finish() checks again before it writes and before it renames.
+ */
+int bundle_writer_check_output(struct bundle_writer *writer);
 int bundle_writer_set_platform(struct bundle_writer *writer, const struct bundle_platform_info *info);
 /* Adds a component; components are kept in the order they are added (apply order). */
 int bundle_writer_add_component(struct bundle_writer *writer, const char *name,
@@ -313,7 +364,10 @@ int bundle_writer_add_oci_layout(struct bundle_writer *writer, const char *compo
 /*
  * Writes the bundle to a temporary file beside the path given to
  * bundle_writer_open(), fsyncs it and renames it over the path. key may be
- * NULL for an unsigned bundle. The same inputs give the same bytes.
+ * NULL for an unsigned bundle. The same inputs give the same bytes. The
+ * output is checked first and again before the rename
+ * (bundle_writer_check_output()); the temporary file is removed on any
+ * failure, an interruption (bundle_set_interrupt_flag()) included.
  */
 int bundle_writer_finish(struct bundle_writer *writer, const struct bundle_key *key);
 /* Frees the writer and removes its temporary files; accepts NULL. */
@@ -325,10 +379,14 @@ const char *bundle_writer_error(const struct bundle_writer *writer);
  * Builds a bundle from a catalog whose sources are local paths (see
  * docs/catalog.md). platforms_filter, when not NULL, is a comma-separated
  * subset of the catalog's platforms. Catalog problems go to report, all of
- * them, with file, line and field; the result is then MLB_EINPUT.
+ * them, with file, line and field; the result is then MLB_EINPUT, as it is
+ * for a catalog that cannot be read. Before any source is read, the output
+ * is checked with bundle_check_output() against the catalog, its sources
+ * and the count inputs (the signing key, say).
  */
 int bundle_build_catalog(const char *catalog_path, const char *output, const struct bundle_key *key,
-			 const char *platforms_filter, struct bundle_report *report);
+			 const char *platforms_filter, const struct bundle_input *inputs, size_t count,
+			 struct bundle_report *report);
 
 /* --- Checking and unpacking --------------------------------------------- */
 
@@ -345,7 +403,9 @@ struct bundle_check_options {
  * duplicated, out of order, of the wrong type, size or hash, or with a
  * header that is not canonical are all reported. Memory does not grow
  * with the payload, only with the index. Returns 0 only when nothing was
- * found.
+ * found. A path that names no readable file (missing, a folder, no
+ * permission) is MLB_EINPUT and sets report->unreadable; so it is for
+ * bundle_unpack() and bundle_reader_open().
  * NOTE: measured peaks (tests/bench/bundle.sh and a 14,500-file index) were
  * 17 MiB for a 1 GiB bundle and 48 MiB for a 3.9 MB index, so an index near
  * BUNDLE_INDEX_MAX may take verify past 64 MiB.
@@ -358,11 +418,21 @@ int bundle_verify(const char *path, const struct bundle_check_options *options,
  * (it is then created). The checks are those of bundle_verify(), in the
  * same pass. After the signature and a free-space check against the index,
  * each file is written under a temporary folder inside destination. Only
- * when every entry checked out are the files moved into place. On failure, destination is
- * left as it was. Compressed files are written decompressed, under their
- * unpacked paths, with the index as mlboot-bundle.yaml. Like tar, unpack
- * leaves flushing to the kernel unless options->fsync is set, so after a
- * power cut the files may be incomplete without it.
+ * when every entry checked out are the files moved into place. On failure,
+ * an interruption (bundle_set_interrupt_flag(), -EINTR) included,
+ * destination is left as it was. Compressed files are written
+ * decompressed, under their unpacked paths, with the index as
+ * mlboot-bundle.yaml. Like tar, unpack leaves flushing to the kernel
+ * unless options->fsync is set, so after a power cut the files may be
+ * incomplete without it.
+ *
+ * destination is locked with flock() while the unpack runs; a second
+ * unpack into it fails with -EBUSY. Staging folders that an unpack killed
+ * before its cleanup left in an unlocked destination, and that this user
+ * owns, are removed first, each recorded in report->notes. Any other
+ * entry fails the unpack with -ENOTEMPTY and a message naming it. A
+ * destination that is not a folder and a bundle that cannot be read are
+ * MLB_EINPUT.
  */
 int bundle_unpack(const char *path, const char *destination,
 		  const struct bundle_check_options *options, struct bundle_report *report);

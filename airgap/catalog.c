@@ -400,8 +400,14 @@ static int catalog_parse(struct catalog *catalog, const char *path, struct bundl
 	r = file_read_all(path, CATALOG_MAX, &data);
 	if (r < 0) {
 		buf_release(&data);
-		return bundle_report_add(report, r == -EFBIG ? MLB_EINPUT : r, "%s: failed to read the catalog: %s", path,
-					 r == -EFBIG ? "larger than 4 MiB" : mlb_strerror(r));
+		if (r == -EFBIG)
+			return bundle_report_add(report, MLB_EINPUT, "%s: cannot read the catalog: it is larger than 4 MiB",
+						 path);
+		/* A catalog that is missing, a folder or not readable is a wrong input; a failing disk is not. */
+		if (r != -ENOMEM && r != -EIO)
+			return bundle_report_add(report, MLB_EINPUT, "%s: cannot read the catalog: %s", path,
+						 mlb_strerror(r));
+		return bundle_report_add(report, r, "%s: failed to read the catalog: %s", path, mlb_strerror(r));
 	}
 	r = doc_parse(data.data, data.len, &catalog_limits, &catalog->root, &error);
 	buf_release(&data);
@@ -564,8 +570,35 @@ static int build_component(struct catalog *catalog, struct bundle_writer *writer
 	return r;
 }
 
+static int protect_source(struct bundle_writer *writer, const struct catalog_source *source, const char *role)
+{
+	return source->path ? bundle_writer_protect(writer, source->path, role) : 0;
+}
+
+/* Names the catalog, every source it lists and the caller's inputs as files the output must not replace. */
+static int protect_inputs(const struct catalog *catalog, struct bundle_writer *writer,
+			  const struct bundle_input *inputs, size_t count)
+{
+	int r = bundle_writer_protect(writer, catalog->file, "catalog");
+
+	for (size_t i = 0; r == 0 && i < count; i++)
+		r = bundle_writer_protect(writer, inputs[i].path, inputs[i].role);
+	for (size_t i = 0; r == 0 && i < catalog->component_count; i++) {
+		const struct catalog_component *c = &catalog->components[i];
+
+		for (size_t j = 0; r == 0 && j < c->manifest_count; j++)
+			r = protect_source(writer, &c->manifests[j].source, "manifest");
+		for (size_t j = 0; r == 0 && j < c->binary_count; j++)
+			r = protect_source(writer, &c->binaries[j].source, "binary");
+		for (size_t j = 0; r == 0 && j < c->image_count; j++)
+			r = protect_source(writer, &c->images[j].source, "image");
+	}
+	return r;
+}
+
 int bundle_build_catalog(const char *catalog_path, const char *output, const struct bundle_key *key,
-			 const char *platforms_filter, struct bundle_report *report)
+			 const char *platforms_filter, const struct bundle_input *inputs, size_t count,
+			 struct bundle_report *report)
 {
 	struct catalog catalog = { 0 };
 	struct bundle_writer *writer = NULL;
@@ -578,17 +611,25 @@ int bundle_build_catalog(const char *catalog_path, const char *output, const str
 	if (r < 0)
 		goto out;
 
+	/* The writer checks the output's type too, but only this reports why. */
+	r = bundle_check_output(output, NULL, 0, report);
+	if (r < 0)
+		goto out;
 	r = bundle_writer_open(output, &writer);
 	if (r < 0) {
 		r = bundle_report_add(report, r, "failed to start the bundle '%s': %s", output, mlb_strerror(r));
 		goto out;
 	}
+	r = protect_inputs(&catalog, writer, inputs, count);
+	if (r == 0)
+		r = bundle_writer_check_output(writer);
 	info = (struct bundle_platform_info){
 		.name = catalog.name, .version = catalog.version,
 		.kubernetes_min = catalog.kubernetes_min, .kubernetes_max = catalog.kubernetes_max,
 		.platforms = catalog.platforms, .platform_count = catalog.platform_count,
 	};
-	r = bundle_writer_set_platform(writer, &info);
+	if (r == 0)
+		r = bundle_writer_set_platform(writer, &info);
 	for (size_t i = 0; r == 0 && i < catalog.component_count; i++)
 		r = build_component(&catalog, writer, &catalog.components[i]);
 	if (r == 0)

@@ -54,11 +54,9 @@ int bundle_reader_open(const char *path, const struct bundle_check_options *opti
 		return -ENOMEM;
 	bundle_head_init(&reader->head);
 	reader->in.fd = -1;
-	r = input_open(&reader->in, path, READER_BUFFER);
-	if (r < 0) {
-		r = bundle_report_errno(report, r, "failed to open the bundle");
+	r = bundle_input_open(&reader->in, path, READER_BUFFER, report);
+	if (r < 0)
 		goto out;
-	}
 	r = bundle_head_read(&reader->head, &reader->in, options, report);
 	if (r < 0)
 		goto out;

@@ -120,6 +120,10 @@ static int stream_data(struct scan *scan, const struct tar_entry *entry, const s
 		const unsigned char *data;
 		size_t len;
 
+		if (bundle_interrupted()) {
+			r = bundle_report_add(scan->report, -EINTR, "interrupted by a signal while reading '%s'", display);
+			goto out;
+		}
 		r = input_next(scan->in, left > SIZE_MAX ? SIZE_MAX : (size_t)left, &data, &len);
 		if (r < 0) {
 			r = bundle_report_errno(scan->report, r, "failed to read '%s'", display);
@@ -305,10 +309,10 @@ int bundle_verify(const char *path, const struct bundle_check_options *options,
 	int r;
 
 	bundle_head_init(&head);
-	r = input_open(&in, path, BUNDLE_READ_BUFFER);
+	r = bundle_input_open(&in, path, BUNDLE_READ_BUFFER, report);
 	if (r < 0) {
 		bundle_head_release(&head);
-		return bundle_report_errno(report, r, "failed to open the bundle");
+		return r;
 	}
 	r = bundle_head_read(&head, &in, options, report);
 	if (r >= 0)

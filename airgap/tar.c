@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "airgap-internal.h"
@@ -147,6 +148,8 @@ int tar_header_encode(const char *path, uint64_t size, unsigned mode, struct buf
 
 int input_open(struct input *in, const char *path, size_t capacity)
 {
+	struct stat st;
+
 	memset(in, 0, sizeof(*in));
 	in->fd = -1;
 	in->buffer = malloc(capacity);
@@ -161,8 +164,36 @@ int input_open(struct input *in, const char *path, size_t capacity)
 		in->buffer = NULL;
 		return r;
 	}
+	if (fstat(in->fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		input_close(in);
+		return -EISDIR;
+	}
 	(void)posix_fadvise(in->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	return 0;
+}
+
+int bundle_input_open(struct input *in, const char *path, size_t capacity, struct bundle_report *report)
+{
+	int r = input_open(in, path, capacity);
+
+	switch (r) {
+	case 0:
+	case -ENOMEM:
+		return r;
+	case -ENOENT:
+	case -ENOTDIR:
+	case -EISDIR:
+	case -EACCES:
+	case -EPERM:
+	case -ELOOP:
+	case -ENAMETOOLONG:
+	case -ENXIO:
+		report->unreadable = true;
+		return bundle_report_add(report, MLB_EINPUT, "cannot read the bundle file: %s", mlb_strerror(r));
+	default:
+		report->unreadable = true;
+		return bundle_report_errno(report, r, "failed to open the bundle file");
+	}
 }
 
 void input_close(struct input *in)
@@ -184,9 +215,10 @@ static int input_fill(struct input *in)
 	}
 	if (in->eof || in->end == in->capacity)
 		return 0;
+	/* A read from a pipe that a signal interrupts is retried unless the signal asked to stop. */
 	do {
 		n = read(in->fd, in->buffer + in->end, in->capacity - in->end);
-	} while (n < 0 && errno == EINTR);
+	} while (n < 0 && errno == EINTR && !bundle_interrupted());
 	if (n < 0)
 		return -errno;
 	if (n == 0)

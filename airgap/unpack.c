@@ -4,7 +4,15 @@
  * directory descriptors (openat, mkdirat, O_NOFOLLOW, O_EXCL), so nothing
  * is written through a symbolic link or outside the destination. The files
  * are moved into place only when the whole bundle checked out. On any
- * failure the staging folder is removed and the destination is as before.
+ * failure, an interruption through bundle_set_interrupt_flag() included,
+ * the staging folder is removed and the destination is as before.
+ *
+ * The destination stays locked (flock) while an unpack runs. A staging
+ * folder in a destination that is not locked was therefore left by an
+ * unpack that could not clean up (SIGKILL, a power cut), and the next
+ * unpack removes it.
+ * NOTE: mlboot versions before this lock took none, so an unpack by such a
+ * version that is still running loses its staging folder to a new unpack.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -13,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -20,6 +29,8 @@
 #include "airgap-internal.h"
 
 #define STAGING_PREFIX ".mlboot-unpack-"
+/* Random hex digits after the prefix. */
+#define STAGING_DIGITS 12
 
 struct unpack {
 	int staging_fd;
@@ -124,41 +135,147 @@ static int sink_close(void *context, const struct bundle_file *file, bool ok)
 	return r;
 }
 
-/* Opens the destination, creating it when missing; it must be an empty folder. */
+/* Whether name has the form of a staging folder: STAGING_PREFIX and STAGING_DIGITS lowercase hex digits. */
+static bool is_staging_name(const char *name)
+{
+	size_t prefix_len = strlen(STAGING_PREFIX);
+
+	return strncmp(name, STAGING_PREFIX, prefix_len) == 0 && strlen(name) == prefix_len + STAGING_DIGITS &&
+	       strspn(name + prefix_len, "0123456789abcdef") == STAGING_DIGITS;
+}
+
+/*
+ * Decides whether an entry of the locked destination is a staging folder
+ * that an unpack killed before its cleanup (SIGKILL, a power cut) left
+ * behind: a folder, not a link, named like one, owned by this user. The
+ * destination's lock shows that no unpack uses it. Otherwise writes why the
+ * entry stays into reason (empty when it is simply another file).
+ */
+static bool is_leftover(int dir_fd, const char *name, bool locked, char *reason, size_t size)
+{
+	struct stat st;
+
+	reason[0] = '\0';
+	if (!is_staging_name(name) || fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+		return false;
+	if (st.st_uid != geteuid()) {
+		snprintf(reason, size, ", the staging folder of an unpack by user ID %u, which is left alone",
+			 (unsigned)st.st_uid);
+		return false;
+	}
+	if (!locked) {
+		snprintf(reason, size,
+			 ", the staging folder of an interrupted unpack: this filesystem cannot lock the folder "
+			 "to prove that no unpack still uses it, so remove it yourself");
+		return false;
+	}
+	return true;
+}
+
+/* Removes the leftover staging folders of names, noting each in the report. */
+static int remove_leftovers(int dir_fd, const char *destination, char **names, size_t count,
+			    struct bundle_report *report)
+{
+	for (size_t i = 0; i < count; i++) {
+		int r = remove_tree_at(dir_fd, names[i]);
+
+		if (r < 0)
+			return bundle_report_errno(report, r, "failed to remove '%s/%s', a staging folder that an "
+					      "interrupted unpack left behind", destination, names[i]);
+		r = bundle_report_note(report, "removed '%s/%s', a staging folder that an interrupted unpack left behind",
+				       destination, names[i]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/*
+ * Opens the destination, creating it when missing, and locks it (flock)
+ * until the descriptor is closed, so that a second unpack into it fails
+ * instead of mixing files. It must be an empty folder, except for leftover
+ * staging folders (is_leftover()), which are removed.
+ */
 static int open_destination(const char *destination, bool *created, struct bundle_report *report)
 {
+	char reason[160], **leftovers = NULL;
+	struct escaped shown;
+	size_t leftover_count = 0;
 	struct dirent *item;
+	bool locked = false;
 	DIR *dir;
-	int fd, copy;
+	int fd, copy, r = 0;
 
 	*created = false;
 	if (mkdir(destination, 0755) == 0)
 		*created = true;
 	else if (errno != EEXIST)
-		return bundle_report_errno(report, -errno, "failed to create the destination folder");
+		return bundle_report_errno(report, -errno, "failed to create the destination folder '%s'", destination);
 	fd = open(destination, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOTDIR)
+		return bundle_report_add(report, MLB_EINPUT,
+					 "the destination '%s' exists and is not a folder: give an empty or new folder",
+					 destination);
 	if (fd < 0)
-		return bundle_report_errno(report, -errno, "failed to open the destination folder");
+		return bundle_report_errno(report, -errno, "failed to open the destination folder '%s'", destination);
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		locked = true;
+	} else if (errno == EWOULDBLOCK) {
+		close(fd);
+		return bundle_report_add(report, -EBUSY,
+					 "another unpack is writing into the destination folder '%s': wait for it to finish",
+					 destination);
+	}
+	/* Any other flock() failure means a filesystem without locks: unpack anyway, but keep leftovers. */
+
 	copy = dup(fd);
 	dir = copy >= 0 ? fdopendir(copy) : NULL;
 	if (!dir) {
-		int r = -errno;
-
+		r = -errno;
 		if (copy >= 0)
 			close(copy);
 		close(fd);
-		return bundle_report_errno(report, r, "failed to read the destination folder");
+		return bundle_report_errno(report, r, "failed to read the destination folder '%s'", destination);
 	}
-	while ((item = readdir(dir))) {
+	while (r == 0 && (item = readdir(dir))) {
+		char **grown;
+
 		if (strcmp(item->d_name, ".") == 0 || strcmp(item->d_name, "..") == 0)
 			continue;
-		closedir(dir);
-		close(fd);
-		return bundle_report_add(report, -ENOTEMPTY,
-					 "the destination folder is not empty: unpack into an empty or new folder");
+		if (!is_leftover(fd, item->d_name, locked, reason, sizeof(reason))) {
+			r = bundle_report_add(report, -ENOTEMPTY,
+					      "the destination folder '%s' is not empty: it contains '%s'%s; unpack into an "
+					      "empty or new folder", destination, escape_name(&shown, item->d_name), reason);
+			break;
+		}
+		grown = realloc(leftovers, (leftover_count + 1) * sizeof(*leftovers));
+		if (!grown || !(grown[leftover_count] = strdup(item->d_name))) {
+			leftovers = grown ? grown : leftovers;
+			r = -ENOMEM;
+			break;
+		}
+		leftovers = grown;
+		leftover_count++;
 	}
 	closedir(dir);
+	if (r == 0)
+		r = remove_leftovers(fd, destination, leftovers, leftover_count, report);
+	for (size_t i = 0; i < leftover_count; i++)
+		free(leftovers[i]);
+	free(leftovers);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
 	return fd;
+}
+
+/* Reports an interruption that bundle_set_interrupt_flag() signalled; 0 when there was none. */
+static int check_interrupt(struct bundle_report *report)
+{
+	if (!bundle_interrupted())
+		return 0;
+	return bundle_report_add(report, -EINTR, "interrupted by a signal");
 }
 
 static int check_space(int dir_fd, const struct bundle_head *head, struct bundle_report *report)
@@ -256,19 +373,21 @@ int bundle_unpack(const char *path, const char *destination,
 {
 	struct unpack unpack = { .staging_fd = -1, .folder_fd = -1, .file_fd = -1 };
 	struct payload_sink sink = { sink_open, sink_close, &unpack };
-	char staging_name[sizeof(STAGING_PREFIX) + 16];
+	char staging_name[sizeof(STAGING_PREFIX) + STAGING_DIGITS];
 	bool created = false, staged = false;
 	struct bundle_head head;
 	struct input in;
 	int destination_fd = -1, r;
 
 	bundle_head_init(&head);
-	r = input_open(&in, path, BUNDLE_READ_BUFFER);
+	r = bundle_input_open(&in, path, BUNDLE_READ_BUFFER, report);
 	if (r < 0) {
 		bundle_head_release(&head);
-		return bundle_report_errno(report, r, "failed to open the bundle");
+		return r;
 	}
 	r = bundle_head_read(&head, &in, options, report);
+	if (r == 0)
+		r = check_interrupt(report);
 	if (r < 0)
 		goto out;
 
@@ -283,7 +402,7 @@ int bundle_unpack(const char *path, const char *destination,
 		goto out;
 
 	memcpy(staging_name, STAGING_PREFIX, strlen(STAGING_PREFIX));
-	r = random_hex(staging_name + strlen(STAGING_PREFIX), 12);
+	r = random_hex(staging_name + strlen(STAGING_PREFIX), STAGING_DIGITS);
 	if (r < 0)
 		goto out;
 	if (mkdirat(destination_fd, staging_name, 0700) < 0) {
@@ -311,6 +430,10 @@ int bundle_unpack(const char *path, const char *destination,
 		r = bundle_report_errno(report, -errno, "failed to flush the unpacked files to disk");
 		goto out;
 	}
+	/* The last point to stop at: the moves below are quick and undo themselves on failure. */
+	r = check_interrupt(report);
+	if (r < 0)
+		goto out;
 	r = move_into_place(destination_fd, staging_name, unpack.staging_fd, report);
 	if (r == 0) {
 		staged = false;
@@ -324,9 +447,13 @@ out:
 		close(unpack.folder_fd);
 	if (unpack.staging_fd >= 0)
 		close(unpack.staging_fd);
-	if (staged && remove_tree_at(destination_fd, staging_name) < 0)
-		bundle_report_errno(report, r, "failed to remove the staging folder '%s' in the destination",
-				  staging_name);
+	if (staged) {
+		int removed = remove_tree_at(destination_fd, staging_name);
+
+		if (removed < 0)
+			bundle_report_errno(report, removed, "failed to remove the staging folder '%s/%s'", destination,
+					    staging_name);
+	}
 	if (destination_fd >= 0)
 		close(destination_fd);
 	if (r < 0 && created)

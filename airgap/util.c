@@ -1,6 +1,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,132 @@ void bundle_report_release(struct bundle_report *report)
 	free(report->messages);
 	report->messages = NULL;
 	report->count = 0;
+	for (size_t i = 0; i < report->note_count; i++)
+		free(report->notes[i]);
+	free(report->notes);
+	report->notes = NULL;
+	report->note_count = 0;
+}
+
+int bundle_report_note(struct bundle_report *report, const char *format, ...)
+{
+	char message[512];
+	char **notes;
+	va_list args;
+
+	va_start(args, format);
+	vsnprintf(message, sizeof(message), format, args);
+	va_end(args);
+
+	notes = realloc(report->notes, (report->note_count + 1) * sizeof(*notes));
+	if (!notes)
+		return -ENOMEM;
+	report->notes = notes;
+	notes[report->note_count] = strdup(message);
+	if (!notes[report->note_count])
+		return -ENOMEM;
+	report->note_count++;
+	return 0;
+}
+
+/* Set by bundle_set_interrupt_flag(); read between chunks by unpack and the writer. */
+static const volatile sig_atomic_t *interrupt_flag;
+
+void bundle_set_interrupt_flag(const volatile sig_atomic_t *flag)
+{
+	interrupt_flag = flag;
+}
+
+bool bundle_interrupted(void)
+{
+	return interrupt_flag && *interrupt_flag != 0;
+}
+
+int input_file_add(struct input_file **list, size_t *count, const char *path, const char *role,
+		   const struct stat *known)
+{
+	struct input_file *grown;
+	struct stat st;
+
+	if (known)
+		st = *known;
+	else if (stat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	grown = realloc(*list, (*count + 1) * sizeof(**list));
+	if (!grown)
+		return -ENOMEM;
+	*list = grown;
+	grown[*count] = (struct input_file){ st.st_dev, st.st_ino, strdup(path), strdup(role) };
+	if (!grown[*count].path || !grown[*count].role) {
+		free(grown[*count].path);
+		free(grown[*count].role);
+		return -ENOMEM;
+	}
+	(*count)++;
+	return 0;
+}
+
+void input_files_release(struct input_file *list, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		free(list[i].path);
+		free(list[i].role);
+	}
+	free(list);
+}
+
+int output_check(const char *output, const struct input_file *inputs, size_t count, char *message, size_t size)
+{
+	struct stat st;
+	int r;
+
+	message[0] = '\0';
+	r = file_check_output(output, &st);
+	if (r == 0)
+		return 0;
+	if (r < 0 && st.st_mode == 0) {
+		snprintf(message, size, "failed to check the output '%s': %s", output, mlb_strerror(r));
+		return r;
+	}
+	if (r < 0) {
+		char reason[PATH_MAX + 256];
+
+		file_output_problem(output, st.st_mode, reason, sizeof(reason));
+		snprintf(message, size, "cannot write the bundle: %s", reason);
+		return MLB_EINPUT;
+	}
+	for (size_t i = 0; i < count; i++) {
+		if (inputs[i].dev == st.st_dev && inputs[i].ino == st.st_ino) {
+			snprintf(message, size,
+				 "cannot write the bundle: the output '%s' is the same file as the %s '%s', which the "
+				 "bundle would replace; give another output path",
+				 output, inputs[i].role, inputs[i].path);
+			return MLB_EINPUT;
+		}
+	}
+	return 0;
+}
+
+int bundle_check_output(const char *output, const struct bundle_input *inputs, size_t count,
+			struct bundle_report *report)
+{
+	struct input_file *files = NULL;
+	size_t file_count = 0;
+	char message[2 * PATH_MAX];
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < count; i++) {
+		r = input_file_add(&files, &file_count, inputs[i].path, inputs[i].role, NULL);
+		if (r < 0 && r != -ENOMEM)
+			r = bundle_report_errno(report, r, "failed to read the %s '%s'", inputs[i].role, inputs[i].path);
+	}
+	if (r == 0) {
+		r = output_check(output, files, file_count, message, sizeof(message));
+		if (r < 0)
+			bundle_report_add(report, r, "%s", message);
+	}
+	input_files_release(files, file_count);
+	return r;
 }
 
 static int result_rank(int r)

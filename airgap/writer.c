@@ -54,6 +54,9 @@ struct bundle_writer {
 	size_t file_count;
 	struct writer_image *images;
 	size_t image_count;
+	/* Files the output must not replace: every source read, and those of bundle_writer_protect(). */
+	struct input_file *inputs;
+	size_t input_count;
 	ZSTD_CCtx *encoder;
 	unsigned char *chunk;
 	unsigned char *compressed;
@@ -98,10 +101,17 @@ static int open_spool(const char *folder)
 
 int bundle_writer_open(const char *path, struct bundle_writer **out)
 {
-	struct bundle_writer *writer = calloc(1, sizeof(*writer));
+	struct bundle_writer *writer;
 	char *copy = NULL;
-	int r = -ENOMEM;
+	int r;
 
+	r = file_check_output(path, NULL);
+	if (r == -EISDIR || r == -ELOOP || r == -EEXIST)
+		return MLB_EINPUT;
+	if (r < 0)
+		return r;
+	r = -ENOMEM;
+	writer = calloc(1, sizeof(*writer));
 	if (!writer)
 		return -ENOMEM;
 	writer->spool_fd = -1;
@@ -182,6 +192,7 @@ void bundle_writer_free(struct bundle_writer *writer)
 		oci_image_release(&writer->images[i].oci);
 	}
 	free(writer->images);
+	input_files_release(writer->inputs, writer->input_count);
 	ZSTD_freeCCtx(writer->encoder);
 	free(writer->chunk);
 	free(writer->compressed);
@@ -303,6 +314,8 @@ static int content_read(struct content *content, unsigned char *buffer, size_t s
 {
 	ssize_t n;
 
+	if (bundle_interrupted())
+		return -EINTR;
 	if (content->fd < 0) {
 		size_t left = content->len - content->pos;
 
@@ -455,6 +468,8 @@ static int open_source(struct bundle_writer *writer, const char *source, struct 
 		return writer_fail(writer, -errno, "failed to open '%s': %s", source, strerror(errno));
 	if (fstat(content->fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return writer_fail(writer, MLB_EINPUT, "'%s' is not a regular file", source);
+	if (input_file_add(&writer->inputs, &writer->input_count, source, "source file", &st) < 0)
+		return -ENOMEM;
 	*size = (uint64_t)st.st_size;
 	n = pread(content->fd, head, *head_len, 0);
 	if (n < 0)
@@ -833,11 +848,24 @@ static int layout_folder(struct bundle_writer *writer, const char *source, char 
 	if (stat(source, &st) < 0)
 		return writer_fail(writer, -errno, "failed to read '%s': %s", source, strerror(errno));
 	if (S_ISDIR(st.st_mode)) {
+		char path[PATH_MAX];
+		int r = 0;
+
+		/* Blobs are protected as they are read, the layout's own files here. A file that
+		 * cannot be read is left to the layout reader, which reports it. */
+		if (snprintf(path, sizeof(path), "%s/index.json", source) < (int)sizeof(path))
+			r = input_file_add(&writer->inputs, &writer->input_count, path, "image layout file", NULL);
+		if (r != -ENOMEM && snprintf(path, sizeof(path), "%s/oci-layout", source) < (int)sizeof(path))
+			r = input_file_add(&writer->inputs, &writer->input_count, path, "image layout file", NULL);
+		if (r == -ENOMEM)
+			return r;
 		*dir = strdup(source);
 		return *dir ? 0 : -ENOMEM;
 	}
 	if (!S_ISREG(st.st_mode))
 		return writer_fail(writer, MLB_EINPUT, "'%s' is neither an OCI layout folder nor an OCI archive", source);
+	if (input_file_add(&writer->inputs, &writer->input_count, source, "image archive", &st) < 0)
+		return -ENOMEM;
 	return extract_archive(writer, source, dir);
 }
 
@@ -1087,7 +1115,13 @@ static int copy_entry(struct bundle_writer *writer, int fd, const struct writer_
 	r = sha256_init(&hash);
 	while (r == 0 && left > 0) {
 		size_t want = left < BUNDLE_CHUNK ? (size_t)left : BUNDLE_CHUNK;
-		ssize_t n = pread(in, writer->chunk, want, (off_t)offset);
+		ssize_t n;
+
+		if (bundle_interrupted()) {
+			r = -EINTR;
+			break;
+		}
+		n = pread(in, writer->chunk, want, (off_t)offset);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -1152,12 +1186,34 @@ static int check_index_text(struct bundle_writer *writer, const struct buf *inde
 	return r;
 }
 
+int bundle_writer_protect(struct bundle_writer *writer, const char *path, const char *role)
+{
+	int r = input_file_add(&writer->inputs, &writer->input_count, path, role, NULL);
+
+	if (r < 0 && r != -ENOMEM)
+		return writer_fail(writer, r, "failed to read the %s '%s': %s", role, path, mlb_strerror(r));
+	return r;
+}
+
+int bundle_writer_check_output(struct bundle_writer *writer)
+{
+	char message[sizeof(writer->error)];
+	int r = output_check(writer->path, writer->inputs, writer->input_count, message, sizeof(message));
+
+	if (r < 0)
+		return writer_fail(writer, r, "%s", message);
+	return 0;
+}
+
 static int write_output(struct bundle_writer *writer, const struct buf *index_text, const struct buf *sums,
 			const struct buf *signature)
 {
 	char temporary[PATH_MAX], suffix[13];
 	int fd, r;
 
+	r = bundle_writer_check_output(writer);
+	if (r < 0)
+		return r;
 	r = random_hex(suffix, 12);
 	if (r < 0)
 		return r;
@@ -1171,10 +1227,15 @@ static int write_output(struct bundle_writer *writer, const struct buf *index_te
 		r = -errno;
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
+	/* Checked again: the output may have changed while the bundle was written. */
+	if (r == 0)
+		r = bundle_writer_check_output(writer);
 	if (r == 0 && rename(temporary, writer->path) < 0)
 		r = -errno;
 	if (r < 0) {
 		unlink(temporary);
+		if (r == -EINTR && !writer->error[0])
+			writer_fail(writer, r, "interrupted by a signal: '%s' was not written", writer->path);
 		if (!writer->error[0])
 			writer_fail(writer, r, "failed to write '%s': %s", writer->path, mlb_strerror(r));
 		return r;

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,9 @@ static const char build_usage[] =
 	"The same inputs give the same bytes.\n"
 	"\n"
 	"  -f, --file CATALOG    the catalog (catalog.yaml)\n"
-	"  -o, --output FILE     the bundle to write; replaced only when the build succeeds\n"
+	"  -o, --output FILE     the bundle to write; replaced only when the build succeeds,\n"
+	"                        and only a regular file other than the inputs (never a\n"
+	"                        link, folder, device, FIFO or socket)\n"
 	"  --key KEY             sign with this Ed25519 private key (from mlboot keygen);\n"
 	"                        without it the bundle is unsigned\n"
 	"  --platform LIST       comma-separated platforms to keep, among the catalog's\n"
@@ -62,8 +65,10 @@ static const char unpack_usage[] =
 	"usage: mlboot bundle unpack FILE -C DIR [--pubkey KEY]... [--allow-unsigned] [--fsync]\n"
 	"\n"
 	"Verifies and unpacks the bundle into DIR, an empty or new folder, in one pass.\n"
-	"Files are moved into place only when every check passed; on failure DIR is left\n"
-	"as it was. Compressed files are written decompressed.\n"
+	"Files are moved into place only when every check passed; on failure, SIGINT,\n"
+	"SIGTERM and SIGHUP included, DIR is left as it was. Staging folders that a\n"
+	"killed unpack left in DIR are removed first. Compressed files are written\n"
+	"decompressed.\n"
 	"\n"
 	"  -C, --directory DIR  the destination folder\n"
 	"  --pubkey KEY         trust this public key (repeatable); default: " BUNDLE_KEYS_DIR "\n"
@@ -118,6 +123,60 @@ static int load_trust(struct bundle_cli *cli)
 		return r == -ENOMEM ? r : MLB_EINPUT;
 	}
 	return 0;
+}
+
+/* The signal that interrupted a build or an unpack; 0 when none did. */
+static volatile sig_atomic_t interrupt_signal;
+
+static void record_interrupt(int signal_number)
+{
+	interrupt_signal = signal_number;
+}
+
+static const int interrupt_signals[] = { SIGINT, SIGTERM, SIGHUP };
+
+/*
+ * Makes SIGINT, SIGTERM and SIGHUP set interrupt_signal, which the airgap
+ * module checks between chunks, so that it removes what it wrote before
+ * the process ends. Without SA_RESTART, a read from a pipe returns at
+ * once. A signal ignored at start stays ignored, as for nohup. The
+ * previous actions go to saved.
+ */
+static void catch_interrupts(struct sigaction saved[ARRAY_SIZE(interrupt_signals)])
+{
+	struct sigaction action;
+
+	memset(&action, 0, sizeof(action));
+	action.sa_handler = record_interrupt;
+	sigemptyset(&action.sa_mask);
+	for (size_t i = 0; i < ARRAY_SIZE(interrupt_signals); i++) {
+		if (sigaction(interrupt_signals[i], NULL, &saved[i]) == 0 && saved[i].sa_handler != SIG_IGN)
+			sigaction(interrupt_signals[i], &action, NULL);
+	}
+	bundle_set_interrupt_flag(&interrupt_signal);
+}
+
+static void restore_interrupts(const struct sigaction saved[ARRAY_SIZE(interrupt_signals)])
+{
+	bundle_set_interrupt_flag(NULL);
+	for (size_t i = 0; i < ARRAY_SIZE(interrupt_signals); i++)
+		sigaction(interrupt_signals[i], &saved[i], NULL);
+}
+
+/*
+ * Ends the process by the signal that interrupted it, with its default
+ * action, so that the parent gets the status of a process killed by that
+ * signal (128 + N in a shell), as if mlboot had not caught it.
+ */
+static void end_by_interrupt(void)
+{
+	int signal_number = interrupt_signal;
+
+	fflush(stdout);
+	signal(signal_number, SIG_DFL);
+	raise(signal_number);
+	/* Not reached unless the signal is blocked: exit with the shell's status for it. */
+	_exit(128 + signal_number);
 }
 
 /* Logs every problem of a report under the bundle's name; returns its result. */
@@ -198,6 +257,21 @@ static int parse_check_options(struct bundle_cli *cli, int argc, char **argv, co
 	return 0;
 }
 
+/* Sets *out to NAME.pub for a private key NAME.key, the pair that mlboot keygen writes, or to NULL for another name. */
+static int public_key_beside(const char *key_path, char **out)
+{
+	size_t len = strlen(key_path);
+
+	*out = NULL;
+	if (len <= 4 || strcmp(key_path + len - 4, ".key") != 0)
+		return 0;
+	if (asprintf(out, "%.*s.pub", (int)(len - 4), key_path) < 0) {
+		*out = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 static int bundle_build(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -210,6 +284,10 @@ static int bundle_build(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *catalog = NULL, *output = NULL, *key_path = NULL, *platforms = NULL;
+	struct sigaction saved[ARRAY_SIZE(interrupt_signals)];
+	struct bundle_input inputs[4];
+	size_t input_count = 0;
+	char *public_key = NULL;
 	struct bundle_network network;
 	struct bundle_key *key = NULL;
 	struct bundle_report report;
@@ -262,12 +340,33 @@ static int bundle_build(int argc, char **argv)
 				  key_path);
 			return r == -ENOMEM ? r : MLB_EINPUT;
 		}
+		inputs[input_count++] = (struct bundle_input){ key_path, "signing key" };
+		r = public_key_beside(key_path, &public_key);
+		if (r < 0)
+			goto out;
+		if (public_key)
+			inputs[input_count++] = (struct bundle_input){ public_key, "public key" };
 	}
+	inputs[input_count++] = (struct bundle_input){ catalog, "catalog" };
 	bundle_report_init(&report);
-	r = bundle_network_prepare(&network, catalog, platforms);
+
+	/* Checked before any download too; bundle_build_catalog() checks the sources as well. */
+	r = bundle_check_output(output, inputs, input_count, &report);
 	if (r == 0)
+		r = bundle_network_prepare(&network, catalog, platforms);
+	if (r == 0 && network.lock_path)
+		inputs[input_count++] = (struct bundle_input){ network.lock_path, "catalog lock" };
+	if (r == 0) {
+		catch_interrupts(saved);
 		r = bundle_build_catalog(network.resolved_catalog ? network.resolved_catalog : catalog, output, key,
-					 platforms, &report);
+					 platforms, inputs, input_count, &report);
+		restore_interrupts(saved);
+	}
+	if (interrupt_signal && r < 0) {
+		log_error("bundle build interrupted by SIG%s: '%s' was not written", sigabbrev_np(interrupt_signal),
+			  output);
+		end_by_interrupt();
+	}
 	for (size_t i = 0; i < report.count; i++)
 		log_error("%s", report.messages[i]);
 	if (r == 0)
@@ -278,7 +377,14 @@ static int bundle_build(int argc, char **argv)
 		       key ? "signed" : "unsigned");
 	if (r == 0 && key)
 		printf("signed by key %s\n", bundle_key_id(key));
+	if (interrupt_signal) {
+		log_warning("bundle build interrupted by SIG%s after '%s' was written: the bundle is complete",
+			    sigabbrev_np(interrupt_signal), output);
+		end_by_interrupt();
+	}
 	bundle_report_release(&report);
+out:
+	free(public_key);
 	bundle_key_free(key);
 	return r;
 }
@@ -307,6 +413,8 @@ static int bundle_verify_command(int argc, char **argv)
 		printf("signature: %s\n", signature_text(&report, signature, sizeof(signature)));
 		if (report.signature != BUNDLE_SIGNATURE_VALID)
 			log_warning("bundle '%s': accepted without a valid signature (--allow-unsigned)", cli.file);
+	} else if (report.unreadable) {
+		log_error("bundle '%s' was not verified: the file cannot be read", cli.file);
 	} else {
 		log_error("bundle '%s' failed verification: %zu problem%s found", cli.file, report.total,
 			  report.total == 1 ? "" : "s");
@@ -320,6 +428,7 @@ out_trust:
 static int bundle_unpack_command(int argc, char **argv)
 {
 	struct bundle_cli cli = { .name = "bundle unpack" };
+	struct sigaction saved[ARRAY_SIZE(interrupt_signals)];
 	struct bundle_check_options options;
 	struct bundle_report report;
 	const char *destination = NULL;
@@ -335,13 +444,27 @@ static int bundle_unpack_command(int argc, char **argv)
 		goto out_trust;
 	options = (struct bundle_check_options){ &cli.trust, cli.allow_unsigned, cli.fsync };
 	bundle_report_init(&report);
+	catch_interrupts(saved);
 	r = bundle_unpack(cli.file, destination, &options, &report);
+	restore_interrupts(saved);
+	for (size_t i = 0; i < report.note_count; i++)
+		log_notice("%s", report.notes[i]);
+	if (interrupt_signal && r < 0) {
+		log_error("bundle unpack interrupted by SIG%s: '%s' is left as it was", sigabbrev_np(interrupt_signal),
+			  destination);
+		end_by_interrupt();
+	}
 	r = print_problems(cli.file, &report, r);
 	if (r == 0) {
 		printf("unpacked '%s' into '%s': %llu entries, %llu bytes\n", cli.file, destination,
 		       (unsigned long long)report.entries, (unsigned long long)report.bytes);
 		if (report.signature != BUNDLE_SIGNATURE_VALID)
 			log_warning("bundle '%s': accepted without a valid signature (--allow-unsigned)", cli.file);
+		if (interrupt_signal) {
+			log_warning("bundle unpack interrupted by SIG%s after every file was in place: '%s' is complete",
+				    sigabbrev_np(interrupt_signal), destination);
+			end_by_interrupt();
+		}
 	} else {
 		log_error("bundle '%s' was not unpacked: '%s' is left as it was", cli.file, destination);
 	}

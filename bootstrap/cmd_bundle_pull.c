@@ -1,8 +1,10 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bundle_network.h"
 #include "commands.h"
@@ -20,7 +22,8 @@ static const char pull_usage[] =
 	"layout already has are not fetched again. Every manifest and blob is checked\n"
 	"against its digest.\n"
 	"\n"
-	"  --layout DIR               the OCI image layout to write (created when missing)\n"
+	"  --layout DIR               the OCI image layout to write (created when missing);\n"
+	"                             its index.json and oci-layout must be regular files\n"
 	"  --platform LIST            comma-separated OS/ARCH[/VARIANT] to keep of image\n"
 	"                             indexes (default linux/amd64)\n"
 	"  --registry-mirror S=M      pull the content of registry S from M, keeping the\n"
@@ -41,6 +44,44 @@ enum {
 	OPTION_CA_FILE,
 	OPTION_DOCKER_CONFIG,
 };
+
+/*
+ * Checks the layout folder before anything is pulled. It must be a folder
+ * or not exist. Where they exist, blobs/ and blobs/sha256/ must be folders
+ * and index.json and oci-layout regular files, because writing the layout
+ * replaces those files (see file_check_output()). Logs why and returns
+ * MLB_EINPUT otherwise.
+ */
+static int check_layout_path(const char *dir)
+{
+	static const char *const folders[] = { "", "/blobs", "/blobs/sha256" };
+	static const char *const files[] = { "/oci-layout", "/index.json" };
+	char path[PATH_MAX], reason[PATH_MAX + 256];
+	struct stat st;
+
+	for (size_t i = 0; i < ARRAY_SIZE(folders); i++) {
+		if (snprintf(path, sizeof(path), "%s%s", dir, folders[i]) >= (int)sizeof(path))
+			return log_errno(LOG_ERR, -ENAMETOOLONG, "invalid --layout '%s'", dir);
+		if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
+			log_error("cannot write the OCI image layout: '%s' is %s, not a folder", path,
+				  file_type_name(st.st_mode));
+			return MLB_EINPUT;
+		}
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		int r;
+
+		if (snprintf(path, sizeof(path), "%s%s", dir, files[i]) >= (int)sizeof(path))
+			return log_errno(LOG_ERR, -ENAMETOOLONG, "invalid --layout '%s'", dir);
+		r = file_check_output(path, &st);
+		if (r < 0 && st.st_mode != 0) {
+			file_output_problem(path, st.st_mode, reason, sizeof(reason));
+			log_error("cannot write the OCI image layout: %s", reason);
+			return MLB_EINPUT;
+		}
+	}
+	return 0;
+}
 
 int bundle_parse_platforms(const char *list, struct image_platform *out, size_t max, size_t *count)
 {
@@ -131,6 +172,9 @@ int bundle_pull_command(int argc, char **argv)
 		}
 	}
 
+	r = check_layout_path(layout_dir);
+	if (r < 0)
+		return r;
 	registry.platforms = platforms;
 	registry.platform_count = platform_count;
 	registry.mirrors = mirrors;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -80,21 +81,111 @@ static int fsync_parent(const char *path)
 	return r;
 }
 
+int file_check_output(const char *path, struct stat *st)
+{
+	struct stat local;
+
+	if (!st)
+		st = &local;
+	memset(st, 0, sizeof(*st));
+	if (lstat(path, st) < 0) {
+		int r = -errno;
+
+		memset(st, 0, sizeof(*st));
+		return r == -ENOENT ? 0 : r;
+	}
+	if (S_ISREG(st->st_mode))
+		return 1;
+	if (S_ISDIR(st->st_mode))
+		return -EISDIR;
+	if (S_ISLNK(st->st_mode))
+		return -ELOOP;
+	return -EEXIST;
+}
+
+const char *file_type_name(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+		return "a regular file";
+	case S_IFDIR:
+		return "a folder";
+	case S_IFLNK:
+		return "a symbolic link";
+	case S_IFCHR:
+		return "a character device";
+	case S_IFBLK:
+		return "a block device";
+	case S_IFIFO:
+		return "a FIFO";
+	case S_IFSOCK:
+		return "a socket";
+	default:
+		return "a file of unknown type";
+	}
+}
+
+void file_output_problem(const char *path, mode_t mode, char *out, size_t size)
+{
+	if (S_ISLNK(mode))
+		snprintf(out, size,
+			 "'%s' is a symbolic link; an output never follows or replaces a link, so that it cannot land "
+			 "somewhere else: give the path of the link's target, or remove the link", path);
+	else
+		snprintf(out, size, "'%s' is %s; an output replaces only a regular file, so give a new file name",
+			 path, file_type_name(mode));
+}
+
+/* Creates a new temporary file beside path, named PATH.tmp-HEX, never opening an existing one. */
+static int create_temporary(const char *path, mode_t mode, char *out, size_t size)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (int attempt = 0; attempt < 8; attempt++) {
+		unsigned char random[6];
+		char suffix[2 * sizeof(random) + 1];
+		ssize_t n = getrandom(random, sizeof(random), 0);
+		int fd;
+
+		if (n < 0)
+			return -errno;
+		if (n != (ssize_t)sizeof(random))
+			return -EIO;
+		for (size_t i = 0; i < sizeof(random); i++) {
+			suffix[2 * i] = digits[random[i] >> 4];
+			suffix[2 * i + 1] = digits[random[i] & 15];
+		}
+		suffix[sizeof(suffix) - 1] = '\0';
+		if (snprintf(out, size, "%s.tmp-%s", path, suffix) >= (int)size)
+			return -ENAMETOOLONG;
+		fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+		if (fd >= 0 || errno != EEXIST)
+			return fd >= 0 ? fd : -errno;
+	}
+	return -EEXIST;
+}
+
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
 	char temporary[PATH_MAX];
 	int fd, r;
 
-	if (snprintf(temporary, sizeof(temporary), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(temporary))
-		return -ENAMETOOLONG;
-	fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	r = file_check_output(path, NULL);
+	if (r < 0)
+		return r;
+	fd = create_temporary(path, mode, temporary, sizeof(temporary));
 	if (fd < 0)
-		return -errno;
+		return fd;
 	r = file_write_full(fd, data, len);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
+	/* Checked again just before the rename, since writing may have taken a while. */
+	if (r == 0) {
+		r = file_check_output(path, NULL);
+		r = r > 0 ? 0 : r;
+	}
 	if (r == 0 && rename(temporary, path) < 0)
 		r = -errno;
 	if (r < 0) {

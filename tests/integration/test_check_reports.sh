@@ -177,6 +177,66 @@ check "text report: groups and the summary line" \
 	grep -qE '^[0-9]+ passed, [0-9]+ warnings, [0-9]+ failed, [0-9]+ skipped$' "$work/report.txt"
 check "text report: no colour when stdout is not a terminal" test -z "$(grep -P '\x1b' "$work/report.txt" || true)"
 
+# --- --report replaces only a regular file that is no input -----------------------------
+# refused_status FILE [OPTION...]: the exit status of a check writing its report to FILE.
+refused_status() {
+	local file=$1 status=0
+	shift
+	"$MLBOOT" check --report "$file" "$@" >/dev/null 2>"$work/refused.err" || status=$?
+	echo "$status"
+}
+# fingerprint PATH: type, inode, size, change time and device numbers (a link is not followed).
+fingerprint() {
+	stat -c '%F %i %s %Z %t:%T' -- "$1"
+}
+admin=(--kubeconfig "$STANDIN_DIR/admin.kubeconfig")
+
+mkfifo "$work/fifo.json"
+before=$(fingerprint "$work/fifo.json")
+check "--report into a FIFO exits 3" test "$(refused_status "$work/fifo.json" "${admin[@]}")" -eq 3
+check "--report into a FIFO: the message names the path and why" \
+	grep -qF "cannot write the report: '$work/fifo.json' is a FIFO" "$work/refused.err"
+check "--report into a FIFO leaves the FIFO" test "$(fingerprint "$work/fifo.json")" = "$before"
+
+echo '{"kept": true}' >"$work/target.json"
+ln -s "$work/target.json" "$work/link.json"
+before=$(fingerprint "$work/link.json")
+check "--report into a symbolic link exits 3" test "$(refused_status "$work/link.json" "${admin[@]}")" -eq 3
+check "--report into a symbolic link: the message says a link is rejected" \
+	grep -qF "'$work/link.json' is a symbolic link; an output never follows or replaces a link" "$work/refused.err"
+check "--report into a symbolic link leaves the link" test "$(fingerprint "$work/link.json")" = "$before"
+check "--report into a symbolic link leaves its target" test "$(cat "$work/target.json")" = '{"kept": true}'
+
+# A device node of our own (the numbers of /dev/full), never one under /dev.
+if mknod "$work/device.json" c 1 7 2>/dev/null; then
+	before=$(fingerprint "$work/device.json")
+	check "--report into a device node exits 3" test "$(refused_status "$work/device.json" "${admin[@]}")" -eq 3
+	check "--report into a device node: the message says why" \
+		grep -qF "'$work/device.json' is a character device" "$work/refused.err"
+	check "--report into a device node leaves the node" test "$(fingerprint "$work/device.json")" = "$before"
+else
+	echo "note: mknod is not permitted here: the device node case is not exercised" >&2
+fi
+
+mkdir "$work/folder.json"
+check "--report into a folder exits 3" test "$(refused_status "$work/folder.json" "${admin[@]}")" -eq 3
+check "--report into a folder leaves it empty" test -z "$(ls -A "$work/folder.json")"
+
+cp "$STANDIN_DIR/admin.kubeconfig" "$work/kubeconfig.json"
+kubeconfig_sum=$(sha256sum <"$work/kubeconfig.json")
+check "--report over its kubeconfig exits 3" \
+	test "$(refused_status "$work/kubeconfig.json" --kubeconfig "$work/kubeconfig.json")" -eq 3
+check "--report over its kubeconfig: the message names both" \
+	grep -qF "'$work/kubeconfig.json' is the same file as the kubeconfig" "$work/refused.err"
+check "--report over its kubeconfig leaves the kubeconfig" test "$(sha256sum <"$work/kubeconfig.json")" = "$kubeconfig_sum"
+
+cp "$work/platform.bundle" "$work/bundle.json"
+bundle_sum=$(sha256sum <"$work/bundle.json")
+check "--report over its bundle exits 3" \
+	test "$(refused_status "$work/bundle.json" "${admin[@]}" --bundle "$work/bundle.json")" -eq 3
+check "--report over its bundle leaves the bundle" test "$(sha256sum <"$work/bundle.json")" = "$bundle_sum"
+check "no temporary report file is left" test -z "$(find "$work" -maxdepth 1 -name '*.tmp*' -print)"
+
 check "HTML has no script and nothing to fetch" "$python" - "$work/report.html" <<'EOF'
 import sys
 from html.parser import HTMLParser

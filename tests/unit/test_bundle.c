@@ -1,21 +1,29 @@
 /*
  * Unit tests of the airgap module: names, SHA256SUMS, tar headers, the
  * index, and a bundle written with the writer API and then verified, read,
- * inspected through its index and unpacked. Fixtures (an OCI layout, a
- * binary, keys) are written into a temporary folder by the tests.
+ * inspected through its index and unpacked. Also the outputs a build must
+ * not replace, unreadable bundles, interrupted unpacks and the staging
+ * folders a killed unpack leaves. Fixtures (an OCI layout, a binary, keys)
+ * are written into a temporary folder by the tests.
  */
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -724,6 +732,424 @@ static void test_unpack_failure_leaves_nothing(void **state)
 	bundle_report_release(&report);
 }
 
+/* --- Outputs that must not be replaced --------------------------------------- */
+
+/* Asserts that path is still the file that before describes: same inode, type, size and change time. */
+static void assert_unchanged(const char *path, const struct stat *before)
+{
+	struct stat now;
+
+	assert_int_equal(lstat(path, &now), 0);
+	assert_int_equal(now.st_ino, before->st_ino);
+	assert_int_equal(now.st_mode, before->st_mode);
+	assert_int_equal(now.st_size, before->st_size);
+	assert_int_equal(now.st_rdev, before->st_rdev);
+	assert_int_equal(now.st_ctim.tv_sec, before->st_ctim.tv_sec);
+	assert_int_equal(now.st_ctim.tv_nsec, before->st_ctim.tv_nsec);
+}
+
+/* Asserts that bundle_check_output() rejects path with a message naming it and containing reason. */
+static void assert_output_rejected(const char *path, const struct bundle_input *inputs, size_t count,
+				   const char *reason)
+{
+	struct bundle_report report;
+	struct stat before;
+
+	assert_int_equal(lstat(path, &before), 0);
+	bundle_report_init(&report);
+	assert_int_equal(bundle_check_output(path, inputs, count, &report), MLB_EINPUT);
+	assert_int_equal(report.count, 1);
+	assert_non_null(strstr(report.messages[0], path));
+	if (!strstr(report.messages[0], reason))
+		fail_msg("'%s' does not say '%s'", report.messages[0], reason);
+	bundle_report_release(&report);
+	assert_unchanged(path, &before);
+}
+
+static void test_check_output_rejects_special_files(void **state)
+{
+	struct fixture *f = *state;
+	struct bundle_report report;
+	char path[400];
+
+	snprintf(path, sizeof(path), "%s/fifo", f->dir);
+	assert_int_equal(mkfifo(path, 0644), 0);
+	assert_output_rejected(path, NULL, 0, "is a FIFO");
+	snprintf(path, sizeof(path), "%s/link-to-key", f->dir);
+	assert_int_equal(symlink(f->key, path), 0);
+	assert_output_rejected(path, NULL, 0, "is a symbolic link");
+	snprintf(path, sizeof(path), "%s/dangling-link", f->dir);
+	assert_int_equal(symlink("nothing-here", path), 0);
+	assert_output_rejected(path, NULL, 0, "is a symbolic link");
+	assert_output_rejected(f->layout, NULL, 0, "is a folder");
+
+	/* A device node of our own, never one under /dev; creating it needs CAP_MKNOD. */
+	snprintf(path, sizeof(path), "%s/full-device", f->dir);
+	if (mknod(path, S_IFCHR | 0666, makedev(1, 7)) == 0)
+		assert_output_rejected(path, NULL, 0, "is a character device");
+	else
+		print_message("mknod: %s: the device case is not exercised\n", strerror(errno));
+
+	/* A new name and a regular file that is no input are fine. */
+	bundle_report_init(&report);
+	snprintf(path, sizeof(path), "%s/new.bundle", f->dir);
+	assert_int_equal(bundle_check_output(path, NULL, 0, &report), 0);
+	assert_int_equal(bundle_check_output(f->bundle, NULL, 0, &report), 0);
+	assert_int_equal(report.count, 0);
+	bundle_report_release(&report);
+}
+
+static void test_check_output_rejects_inputs(void **state)
+{
+	struct fixture *f = *state;
+	struct bundle_input inputs[] = {
+		{ f->key, "signing key" },
+		{ f->pub, "public key" },
+		{ "/nonexistent/catalog.yaml", "catalog" },
+	};
+	struct bundle_report report;
+	char hard_link[400];
+
+	assert_output_rejected(f->key, inputs, ARRAY_SIZE(inputs), "the same file as the signing key");
+	assert_output_rejected(f->pub, inputs, ARRAY_SIZE(inputs), "the same file as the public key");
+	/* Another name for the key is the key all the same. */
+	snprintf(hard_link, sizeof(hard_link), "%s/hard-link.key", f->dir);
+	assert_int_equal(link(f->key, hard_link), 0);
+	assert_output_rejected(hard_link, inputs, ARRAY_SIZE(inputs), "the same file as the signing key");
+
+	bundle_report_init(&report);
+	assert_int_equal(bundle_check_output(f->bundle, inputs, ARRAY_SIZE(inputs), &report), 0);
+	bundle_report_release(&report);
+}
+
+static void test_writer_keeps_its_sources(void **state)
+{
+	static const char *const platforms[] = { "linux/amd64" };
+	struct bundle_platform_info info = {
+		.name = "unit-platform", .version = "0.0.1", .kubernetes_min = "1.24", .kubernetes_max = "1.33",
+		.platforms = platforms, .platform_count = 1,
+	};
+	struct fixture *f = *state;
+	struct bundle_writer *writer = NULL;
+	struct stat before;
+	char fifo[400];
+
+	/* The output is the binary the bundle reads: finish fails and the binary stays. */
+	assert_int_equal(lstat(f->binary, &before), 0);
+	assert_int_equal(bundle_writer_open(f->binary, &writer), 0);
+	assert_int_equal(bundle_writer_set_platform(writer, &info), 0);
+	assert_int_equal(bundle_writer_add_component(writer, "base", "v1", NULL), 0);
+	assert_int_equal(bundle_writer_add_binary_path(writer, "base", "tool", "linux/amd64", f->binary), 0);
+	assert_int_equal(bundle_writer_finish(writer, NULL), MLB_EINPUT);
+	assert_non_null(strstr(bundle_writer_error(writer), "the same file as the source file"));
+	bundle_writer_free(writer);
+	assert_unchanged(f->binary, &before);
+
+	/* A protected file, such as the signing key, is checked before anything is added. */
+	assert_int_equal(lstat(f->key, &before), 0);
+	assert_int_equal(bundle_writer_open(f->key, &writer), 0);
+	assert_int_equal(bundle_writer_protect(writer, f->key, "signing key"), 0);
+	assert_int_equal(bundle_writer_check_output(writer), MLB_EINPUT);
+	assert_non_null(strstr(bundle_writer_error(writer), "signing key"));
+	bundle_writer_free(writer);
+	assert_unchanged(f->key, &before);
+
+	/* A FIFO is refused at once. */
+	snprintf(fifo, sizeof(fifo), "%s/out.fifo", f->dir);
+	assert_int_equal(mkfifo(fifo, 0644), 0);
+	assert_int_equal(lstat(fifo, &before), 0);
+	writer = NULL;
+	assert_int_equal(bundle_writer_open(fifo, &writer), MLB_EINPUT);
+	assert_null(writer);
+	assert_unchanged(fifo, &before);
+}
+
+/* --- Unreadable bundles --------------------------------------------------------- */
+
+static void test_unreadable_bundle_is_invalid_input(void **state)
+{
+	struct fixture *f = *state;
+	struct bundle_check_options options = { &f->trust, false, false };
+	struct bundle_reader *reader = NULL;
+	struct bundle_report report;
+	char missing[400], destination[400];
+
+	snprintf(missing, sizeof(missing), "%s/missing.bundle", f->dir);
+	bundle_report_init(&report);
+	assert_int_equal(bundle_verify(missing, &options, &report), MLB_EINPUT);
+	assert_true(report.unreadable);
+	assert_int_equal(report.count, 1);
+	assert_non_null(strstr(report.messages[0], "cannot read the bundle file"));
+	assert_non_null(strstr(report.messages[0], "No such file"));
+	bundle_report_release(&report);
+
+	/* A folder is no bundle either. */
+	bundle_report_init(&report);
+	assert_int_equal(bundle_verify(f->dir, &options, &report), MLB_EINPUT);
+	assert_true(report.unreadable);
+	assert_non_null(strstr(report.messages[0], "Is a directory"));
+	bundle_report_release(&report);
+
+	bundle_report_init(&report);
+	assert_int_equal(bundle_reader_open(missing, &options, &reader, &report), MLB_EINPUT);
+	assert_null(reader);
+	assert_true(report.unreadable);
+	bundle_report_release(&report);
+
+	snprintf(destination, sizeof(destination), "%s/not-created", f->dir);
+	bundle_report_init(&report);
+	assert_int_equal(bundle_unpack(missing, destination, &options, &report), MLB_EINPUT);
+	assert_false(file_exists(destination));
+	bundle_report_release(&report);
+
+	/* A readable bundle is not marked. */
+	bundle_report_init(&report);
+	assert_int_equal(bundle_verify(f->bundle, &options, &report), 0);
+	assert_false(report.unreadable);
+	bundle_report_release(&report);
+}
+
+/* --- Interrupted and killed unpacks ------------------------------------------- */
+
+static volatile sig_atomic_t unit_interrupt;
+
+/* Feeds a bundle through a FIFO and raises the interrupt flag once the unpack has staged files. */
+struct feeder {
+	const char *fifo;
+	const char *destination;
+	struct buf data;
+	bool staged_seen;
+};
+
+/* Whether destination contains a staging folder with the index in it already. */
+static bool staging_has_index(const char *destination)
+{
+	char pattern[600];
+	struct dirent *item;
+	bool found = false;
+	DIR *dir = opendir(destination);
+
+	if (!dir)
+		return false;
+	while (!found && (item = readdir(dir))) {
+		struct stat st;
+
+		if (strncmp(item->d_name, ".mlboot-unpack-", 15) != 0)
+			continue;
+		snprintf(pattern, sizeof(pattern), "%s/%s/%s", destination, item->d_name, BUNDLE_INDEX_NAME);
+		found = stat(pattern, &st) == 0;
+	}
+	closedir(dir);
+	return found;
+}
+
+static void *feed_fifo(void *context)
+{
+	struct feeder *feeder = context;
+	size_t half = feeder->data.len / 2;
+	int fd = open(feeder->fifo, O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return NULL;
+	if (file_write_full(fd, feeder->data.data, half) == 0) {
+		for (int i = 0; i < 500 && !feeder->staged_seen; i++) {
+			struct timespec pause = { 0, 10 * 1000 * 1000 };
+
+			feeder->staged_seen = staging_has_index(feeder->destination);
+			if (!feeder->staged_seen)
+				nanosleep(&pause, NULL);
+		}
+	}
+	unit_interrupt = SIGINT;
+	/* The unpack stops reading once the flag is set, so EPIPE here is expected. */
+	(void)file_write_full(fd, feeder->data.data + half, feeder->data.len - half);
+	close(fd);
+	return NULL;
+}
+
+/* Unpacks f->bundle through a FIFO into destination and interrupts it half way; returns the result. */
+static int unpack_interrupted(struct fixture *f, const char *destination, struct bundle_report *report)
+{
+	struct bundle_check_options options = { &f->trust, false, false };
+	struct feeder feeder = { .destination = destination };
+	char fifo[400];
+	pthread_t thread;
+	int r;
+
+	snprintf(fifo, sizeof(fifo), "%s/feed.fifo", f->dir);
+	unlink(fifo);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	feeder.fifo = fifo;
+	read_whole(f->bundle, &feeder.data);
+	unit_interrupt = 0;
+	bundle_set_interrupt_flag(&unit_interrupt);
+	assert_int_equal(pthread_create(&thread, NULL, feed_fifo, &feeder), 0);
+	r = bundle_unpack(fifo, destination, &options, report);
+	assert_int_equal(pthread_join(thread, NULL), 0);
+	bundle_set_interrupt_flag(NULL);
+	buf_release(&feeder.data);
+	assert_true(feeder.staged_seen);
+	return r;
+}
+
+static void test_unpack_interrupted_leaves_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct bundle_report report;
+	char destination[400];
+	DIR *dir;
+
+	signal(SIGPIPE, SIG_IGN);
+
+	/* A destination the unpack created is removed again. */
+	snprintf(destination, sizeof(destination), "%s/interrupted", f->dir);
+	bundle_report_init(&report);
+	assert_int_equal(unpack_interrupted(f, destination, &report), -EINTR);
+	assert_true(report.entries > 0);
+	assert_false(file_exists(destination));
+	bundle_report_release(&report);
+
+	/* An existing, empty destination is left empty. */
+	assert_int_equal(mkdir(destination, 0755), 0);
+	bundle_report_init(&report);
+	assert_int_equal(unpack_interrupted(f, destination, &report), -EINTR);
+	bundle_report_release(&report);
+	dir = opendir(destination);
+	assert_non_null(dir);
+	for (struct dirent *item; (item = readdir(dir));)
+		if (strcmp(item->d_name, ".") != 0 && strcmp(item->d_name, "..") != 0)
+			fail_msg("the interrupted unpack left '%s'", item->d_name);
+	closedir(dir);
+}
+
+/* Fails the test when folder contains a temporary file or folder of a build or an unpack. */
+static void assert_no_temporary_files(const char *folder)
+{
+	struct dirent *item;
+	DIR *dir = opendir(folder);
+
+	assert_non_null(dir);
+	while ((item = readdir(dir)))
+		if (strstr(item->d_name, ".tmp-") || strncmp(item->d_name, ".mlboot-", 8) == 0)
+			fail_msg("'%s' was left in '%s'", item->d_name, folder);
+	closedir(dir);
+}
+
+static void test_writer_interrupted_writes_nothing(void **state)
+{
+	static const char *const platforms[] = { "linux/amd64" };
+	struct bundle_platform_info info = {
+		.name = "unit-platform", .version = "0.0.1", .kubernetes_min = "1.24", .kubernetes_max = "1.33",
+		.platforms = platforms, .platform_count = 1,
+	};
+	struct fixture *f = *state;
+	struct bundle_writer *writer = NULL;
+	char output[400];
+
+	/* Interrupted while the sources are read: the first chunk stops it. */
+	snprintf(output, sizeof(output), "%s/interrupted.bundle", f->dir);
+	unit_interrupt = SIGTERM;
+	bundle_set_interrupt_flag(&unit_interrupt);
+	assert_int_equal(build_bundle(f, output, f->signing), -EINTR);
+	bundle_set_interrupt_flag(NULL);
+	assert_false(file_exists(output));
+	assert_no_temporary_files(f->dir);
+
+	/* Interrupted while the bundle is written: the temporary file is removed. */
+	assert_int_equal(bundle_writer_open(output, &writer), 0);
+	assert_int_equal(bundle_writer_set_platform(writer, &info), 0);
+	assert_int_equal(bundle_writer_add_component(writer, "base", "v1", NULL), 0);
+	assert_int_equal(bundle_writer_add_manifest(writer, "base", "demo.yaml", manifest_text, strlen(manifest_text)), 0);
+	assert_int_equal(bundle_writer_add_binary_path(writer, "base", "tool", "linux/amd64", f->binary), 0);
+	bundle_set_interrupt_flag(&unit_interrupt);
+	assert_int_equal(bundle_writer_finish(writer, f->signing), -EINTR);
+	bundle_set_interrupt_flag(NULL);
+	assert_non_null(strstr(bundle_writer_error(writer), "interrupted"));
+	bundle_writer_free(writer);
+	assert_false(file_exists(output));
+	assert_no_temporary_files(f->dir);
+}
+
+/* Creates a staging folder as a killed unpack leaves it: a name of the right form, with files in it. */
+static void make_leftover(const char *destination, char *path, size_t size)
+{
+	char file[600];
+
+	snprintf(path, size, "%s/.mlboot-unpack-0123456789ab", destination);
+	assert_int_equal(file_mkdir_parents(path, 0700), 0);
+	snprintf(file, sizeof(file), "%s/components", path);
+	assert_int_equal(mkdir(file, 0755), 0);
+	snprintf(file, sizeof(file), "%s/components/part.yaml", path);
+	write_file(file, "half", 4);
+}
+
+static void test_unpack_removes_leftover_staging(void **state)
+{
+	struct fixture *f = *state;
+	struct bundle_check_options options = { &f->trust, false, false };
+	struct bundle_report report;
+	char destination[400], leftover[500], path[600];
+
+	snprintf(destination, sizeof(destination), "%s/after-kill", f->dir);
+	make_leftover(destination, leftover, sizeof(leftover));
+	bundle_report_init(&report);
+	assert_int_equal(bundle_unpack(f->bundle, destination, &options, &report), 0);
+	assert_int_equal(report.note_count, 1);
+	assert_non_null(strstr(report.notes[0], leftover));
+	assert_false(file_exists(leftover));
+	snprintf(path, sizeof(path), "%s/%s", destination, BUNDLE_INDEX_NAME);
+	assert_true(file_exists(path));
+	bundle_report_release(&report);
+}
+
+static void test_unpack_keeps_other_entries(void **state)
+{
+	struct fixture *f = *state;
+	struct bundle_check_options options = { &f->trust, false, false };
+	struct bundle_report report;
+	char destination[400], leftover[500], notes[600];
+	int lock_fd;
+
+	snprintf(destination, sizeof(destination), "%s/busy", f->dir);
+	make_leftover(destination, leftover, sizeof(leftover));
+
+	/* Another entry: the unpack fails, names it, and removes nothing. */
+	snprintf(notes, sizeof(notes), "%s/notes.txt", destination);
+	write_file(notes, "mine", 4);
+	bundle_report_init(&report);
+	assert_int_equal(bundle_unpack(f->bundle, destination, &options, &report), -ENOTEMPTY);
+	assert_non_null(strstr(report.messages[0], "not empty"));
+	assert_non_null(strstr(report.messages[0], "'notes.txt'"));
+	assert_int_equal(report.note_count, 0);
+	assert_true(file_exists(leftover));
+	bundle_report_release(&report);
+	assert_int_equal(unlink(notes), 0);
+
+	/* A locked destination is in use by another unpack: its staging folder stays. */
+	lock_fd = open(destination, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(lock_fd >= 0);
+	assert_int_equal(flock(lock_fd, LOCK_EX | LOCK_NB), 0);
+	bundle_report_init(&report);
+	assert_int_equal(bundle_unpack(f->bundle, destination, &options, &report), -EBUSY);
+	assert_non_null(strstr(report.messages[0], "another unpack"));
+	assert_true(file_exists(leftover));
+	bundle_report_release(&report);
+	close(lock_fd);
+
+	/* A staging folder of another user stays, and is named. */
+	if (geteuid() == 0) {
+		assert_int_equal(lchown(leftover, 65534, 65534), 0);
+		bundle_report_init(&report);
+		assert_int_equal(bundle_unpack(f->bundle, destination, &options, &report), -ENOTEMPTY);
+		assert_non_null(strstr(report.messages[0], ".mlboot-unpack-0123456789ab"));
+		assert_non_null(strstr(report.messages[0], "user ID 65534"));
+		assert_true(file_exists(leftover));
+		bundle_report_release(&report);
+	} else {
+		print_message("not root: the case of another user's staging folder is not exercised\n");
+	}
+}
+
 static void test_index_rejects_unknown_version(void **state)
 {
 	static const char text[] = "apiVersion: mlboot.dev/v1alpha1\nkind: BundleIndex\nformatVersion: 7\n";
@@ -914,6 +1340,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_writer_rejects_bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trust_dir_loads_pub_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keygen_refuses_overwrite, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_output_rejects_special_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_output_rejects_inputs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_keeps_its_sources, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unreadable_bundle_is_invalid_input, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unpack_interrupted_leaves_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_interrupted_writes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unpack_removes_leftover_staging, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unpack_keeps_other_entries, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
