@@ -12,6 +12,11 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "check_internal.h"
 
 #define CERT_MANAGER_CRD       "certificates.cert-manager.io"
@@ -546,77 +551,349 @@ out:
 
 /* ---- Argo CD ----------------------------------------------------------- */
 
-static int check_health_endpoint(struct check_state *state, const char *service_name, unsigned port,
-				 const char *id, const char *title)
-{
-	const struct check_component *component = NULL;
+/*
+ * The Secrets whose tls.crt argocd-server serves, in the order Argo CD
+ * picks them (util/settings/settings.go in argoproj/argo-cd): the one an
+ * operator provides, else the self-signed certificate that argocd-server
+ * generated at its first start and saved.
+ */
+static const char *const ARGOCD_TLS_SECRETS[] = { "argocd-server-tls", "argocd-secret" };
+
+/* The Service of a health endpoint and its plain HTTP address, for one check. */
+struct health_probe {
+	const struct check_component *component;
 	const struct check_object *expected;
+	const struct doc_node *service;
+	const char *id;
+	const char *title;
+	struct check_address plain;          /* the Service's address and plain HTTP port */
+};
+
+/*
+ * Whether the Service has a port named name or numbered number, which
+ * check_service_address() would pick instead of its fallback, the first port.
+ */
+static bool service_has_port(const struct doc_node *service, const char *name, long long number)
+{
+	const struct doc_node *ports = doc_find(service, "spec", "ports", NULL);
+
+	for (size_t i = 0; ports && ports->type == DOC_SEQ && i < ports->count; i++) {
+		const struct doc_node *port = doc_get(ports->items[i], "port");
+
+		if (doc_string_equals(doc_get(ports->items[i], "name"), name) ||
+		    (port && port->type == DOC_INT && port->integer == number))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Overwrites every value of a Secret's data before the document is freed,
+ * since the API returns tls.key with tls.crt. NOTE: the API client frees
+ * its copy of the response body without overwriting it.
+ */
+static void wipe_secret(struct doc_node *secret)
+{
+	struct doc_node *data = secret ? doc_get_mutable(secret, "data") : NULL;
+
+	for (size_t i = 0; data && data->type == DOC_MAP && i < data->count; i++)
+		if (data->items[i]->text)
+			secure_wipe(data->items[i]->text, data->items[i]->text_len);
+}
+
+/*
+ * Decodes the base64 value tls.crt of a Secret into certificate and checks
+ * that it contains a PEM certificate. tls.key is never decoded. Returns 0,
+ * -ENOENT with *problem set when there is no usable certificate, or -ENOMEM.
+ */
+static int secret_certificate(const struct doc_node *secret, struct buf *certificate, const char **problem)
+{
+	const char *text = doc_find_string(secret, "data", "tls.crt", NULL);
+	EVP_ENCODE_CTX *decoder;
+	unsigned char *decoded;
+	int len = 0, tail = 0, ok;
+	size_t text_len;
+	X509 *parsed = NULL;
+	BIO *bio;
+
+	*problem = NULL;
+	if (!text || !text[0]) {
+		*problem = "it has no tls.crt";
+		return -ENOENT;
+	}
+	text_len = strlen(text);
+	if (text_len > CHECK_HTTP_BODY_MAX) {
+		*problem = "its tls.crt is larger than 1 MiB";
+		return -ENOENT;
+	}
+	decoded = malloc(text_len / 4 * 3 + 4);
+	decoder = EVP_ENCODE_CTX_new();
+	if (!decoded || !decoder) {
+		free(decoded);
+		EVP_ENCODE_CTX_free(decoder);
+		return -ENOMEM;
+	}
+	EVP_DecodeInit(decoder);
+	ok = EVP_DecodeUpdate(decoder, decoded, &len, (const unsigned char *)text, (int)text_len) >= 0 &&
+	     EVP_DecodeFinal(decoder, decoded + len, &tail) == 1;
+	EVP_ENCODE_CTX_free(decoder);
+	len += tail;
+	if (ok) {
+		bio = BIO_new_mem_buf(decoded, len);
+		parsed = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+		BIO_free(bio);
+		ERR_clear_error();
+	}
+	if (!parsed) {
+		*problem = "its tls.crt contains no PEM certificate";
+		free(decoded);
+		return -ENOENT;
+	}
+	X509_free(parsed);
+	buf_reset(certificate);
+	if (buf_append(certificate, decoded, (size_t)len) < 0) {
+		free(decoded);
+		return -ENOMEM;
+	}
+	free(decoded);
+	return 0;
+}
+
+/*
+ * Reads the certificate argocd-server serves from the first of
+ * ARGOCD_TLS_SECRETS that exists in its namespace, into certificate, with
+ * the Secret's name in *secret_name. Returns 0, or MLB_EFAILED with the
+ * problem in problem, or -ENOMEM.
+ */
+static int read_server_certificate(struct check_state *state, const char *namespace, struct buf *certificate,
+				   const char **secret_name, struct buf *problem)
+{
+	const char *missing = NULL;
+	struct doc_node *secret = NULL;
+	char path[400];
+	int r = -ENOENT;
+
+	for (size_t i = 0; r == -ENOENT && i < sizeof(ARGOCD_TLS_SECRETS) / sizeof(ARGOCD_TLS_SECRETS[0]); i++) {
+		*secret_name = ARGOCD_TLS_SECRETS[i];
+		snprintf(path, sizeof(path), "/api/v1/namespaces/%s/secrets/%s", namespace, *secret_name);
+		r = kube_get(state->client, path, &secret, NULL);
+	}
+	if (r == -ENOENT) {
+		buf_printf(problem, "neither Secret %s/%s nor %s/%s exists to verify its certificate with",
+			   namespace, ARGOCD_TLS_SECRETS[0], namespace, ARGOCD_TLS_SECRETS[1]);
+		return MLB_EFAILED;
+	}
+	if (r < 0) {
+		if (r != -ENOMEM)
+			buf_printf(problem, "reading Secret %s/%s, to verify its certificate with, failed: %s",
+				   namespace, *secret_name, check_failure_text(r));
+		return r == -ENOMEM ? r : MLB_EFAILED;
+	}
+	r = secret_certificate(secret, certificate, &missing);
+	wipe_secret(secret);
+	doc_free(secret);
+	if (r == -ENOENT) {
+		buf_printf(problem, "Secret %s/%s, which argocd-server takes its certificate from, is unusable: %s",
+			   namespace, *secret_name, missing);
+		return MLB_EFAILED;
+	}
+	return r;
+}
+
+/*
+ * Follows argocd-server's redirect of plain HTTP to HTTPS: to the Service's
+ * https port at the same address, with the name argocd-server.NAMESPACE.svc
+ * that Argo CD's certificates carry, trusting only the certificate of the
+ * Secret that argocd-server serves. Adds the check's result.
+ */
+static int follow_https_redirect(struct check_state *state, const struct health_probe *probe,
+				 const struct check_http_response *plain_response)
+{
+	const char *namespace = probe->expected->namespace, *name = probe->expected->name;
+	const char *group = probe->component->name, *reason = NULL, *secret_name = NULL;
+	struct buf certificate = BUF_INIT(CHECK_HTTP_BODY_MAX), problem = BUF_INIT(REPORT_TEXT_MAX);
 	struct check_http_response response;
 	struct check_address address;
+	struct check_tls tls;
+	char path[512], server_name[300], redirect[1600], remedy[2048];
+	size_t quoted;
+	int r;
+
+	check_http_response_init(&response);
+	snprintf(redirect, sizeof(redirect), "GET http://%s:%u/healthz (%s address of %s/%s) returned HTTP %ld %s%s",
+		 probe->plain.host, probe->plain.port, probe->plain.source, namespace, name, plain_response->status,
+		 plain_response->location[0] ? "with Location " : "without a Location header",
+		 plain_response->location);
+	if (!check_redirect_to_https(plain_response->location, probe->plain.host, path, sizeof(path))) {
+		r = check_add(state, group, probe->id, probe->title, CHECK_FAIL,
+			      "argocd-server redirects plain HTTP only to https on the address the request was "
+			      "sent to, so this Location comes from another server: check which host holds the "
+			      "Service's address and where its traffic goes",
+			      "%s, which is not https on the same address, the only redirect the check follows",
+			      redirect);
+		goto out;
+	}
+	if (!service_has_port(probe->service, "https", 443)) {
+		snprintf(remedy, sizeof(remedy), "give Service %s/%s the port Argo CD's manifests define: name https, "
+			 "port 443, targetPort 8080", namespace, name);
+		r = check_add(state, group, probe->id, probe->title, CHECK_FAIL, remedy,
+			      "%s, but Service %s/%s has no port named https or numbered 443", redirect, namespace,
+			      name);
+		goto out;
+	}
+	r = check_service_address(probe->service, "https", 443, state->options->cluster_ips, &address, &reason);
+	if (r < 0) {
+		r = check_add(state, group, probe->id, probe->title, CHECK_FAIL, no_address_remedy(),
+			      "%s, but Service %s/%s has no https address: %s", redirect, namespace, name, reason);
+		goto out;
+	}
+
+	r = read_server_certificate(state, namespace, &certificate, &secret_name, &problem);
+	if (r == -ENOMEM)
+		goto out;
+	if (r < 0) {
+		snprintf(remedy, sizeof(remedy), "argocd-server serves the certificate of Secret %s/%s when it "
+			 "exists, else the one it saved in %s/%s; mlboot check needs to read that Secret to "
+			 "trust the certificate (kubectl -n %s get secret %s %s)", namespace,
+			 ARGOCD_TLS_SECRETS[0], namespace, ARGOCD_TLS_SECRETS[1], namespace,
+			 ARGOCD_TLS_SECRETS[0], ARGOCD_TLS_SECRETS[1]);
+		r = check_add(state, group, probe->id, probe->title, CHECK_FAIL, remedy, "%s, but %s", redirect,
+			      buf_str(&problem));
+		goto out;
+	}
+
+	snprintf(server_name, sizeof(server_name), "%s.%s.svc", name, namespace);
+	tls.server_name = server_name;
+	tls.ca_pem = certificate.data;
+	tls.ca_pem_len = certificate.len;
+	log_debug("following the redirect of %s/%s to https://%s:%u%s, trusting tls.crt of Secret %s/%s", namespace,
+		  name, server_name, address.port, path, namespace, secret_name);
+	r = check_https_request(&address, &tls, path, HTTP_TIMEOUT, &response);
+	if (r == -ENOMEM || r == -EINVAL)
+		goto out;
+	if (r < 0 && response.certificate_rejected) {
+		snprintf(remedy, sizeof(remedy), "the certificate argocd-server serves must be the tls.crt of Secret "
+			 "%s/%s and name %s: compare them (openssl s_client -connect %s:%u -servername %s), and "
+			 "restart argocd-server when the Secret was replaced after it started (kubectl -n %s "
+			 "rollout restart deployment %s)", namespace, secret_name, server_name, address.host,
+			 address.port, server_name, namespace, name);
+		r = check_add(state, group, probe->id, probe->title, CHECK_FAIL, remedy,
+			      "%s; GET https://%s:%u%s at %s:%u: the server's certificate did not match the one "
+			      "in Secret %s/%s (tls.crt), or is not valid for %s: %s", redirect, server_name,
+			      address.port, path, address.host, address.port, namespace, secret_name, server_name,
+			      response.error);
+		goto out;
+	}
+	if (r < 0 || response.status != 200) {
+		snprintf(remedy, sizeof(remedy), "kubectl -n %s get pods -l app.kubernetes.io/name=%s, and the logs "
+			 "of those pods, show why the health endpoint does not answer", namespace, name);
+		if (r < 0)
+			r = check_add(state, group, probe->id, probe->title, CHECK_FAIL, remedy,
+				      "%s; GET https://%s:%u%s at %s:%u: no response: %s", redirect, server_name,
+				      address.port, path, address.host, address.port, response.error);
+		else
+			r = check_add(state, group, probe->id, probe->title, CHECK_FAIL, remedy,
+				      "%s; GET https://%s:%u%s at %s:%u returned HTTP %ld%s%s", redirect, server_name,
+				      address.port, path, address.host, address.port, response.status,
+				      response.location[0] ? " with Location " : "", response.location);
+		goto out;
+	}
+	quoted = strcspn(buf_str(&response.body), "\r\n");
+	if (quoted > 40)
+		quoted = 40;
+	r = check_add(state, group, probe->id, probe->title, CHECK_PASS, NULL,
+		      "%s; GET https://%s:%u%s at %s:%u (%s address) returned HTTP 200 '%.*s' in %.0f ms, its "
+		      "certificate verified against tls.crt of Secret %s/%s", redirect, server_name, address.port,
+		      path, address.host, address.port, address.source, (int)quoted, buf_str(&response.body),
+		      response.seconds * 1000.0, namespace, secret_name);
+out:
+	buf_release(&certificate);
+	buf_release(&problem);
+	check_http_response_release(&response);
+	return r;
+}
+
+/*
+ * Checks a health endpoint: GET /healthz on the Service's port, HTTP 200.
+ * With follows_https, a redirect to https on the same address is followed
+ * as follow_https_redirect() describes; any other redirect fails.
+ */
+static int check_health_endpoint(struct check_state *state, const char *service_name, unsigned port,
+				 bool follows_https, const char *id, const char *title)
+{
+	struct check_http_response response;
 	struct doc_node *service = NULL;
-	const char *reason = NULL, *cluster_ip;
+	struct health_probe probe = { .id = id, .title = title };
+	const char *reason = NULL, *cluster_ip, *namespace, *name;
 	size_t quoted;
 	int r;
 
 	/* Argo CD's manifests ship a Service of the same name as each server's Deployment. */
-	expected = check_platform_find(state->platform, CHECK_OBJECT_SERVICE, service_name, &component);
-	if (!expected)
-		expected = check_platform_find(state->platform, CHECK_OBJECT_DEPLOYMENT, service_name, &component);
-	if (!expected)
+	probe.expected = check_platform_find(state->platform, CHECK_OBJECT_SERVICE, service_name, &probe.component);
+	if (!probe.expected)
+		probe.expected = check_platform_find(state->platform, CHECK_OBJECT_DEPLOYMENT, service_name,
+						     &probe.component);
+	if (!probe.expected)
 		return 0;
 	if (state->skip_reason)
-		return check_add_skipped(state, component->name, id, title);
+		return check_add_skipped(state, probe.component->name, id, title);
+	namespace = probe.expected->namespace;
+	name = probe.expected->name;
 	check_http_response_init(&response);
-	r = check_get_object(state, CHECK_OBJECT_SERVICE, expected->namespace, expected->name, &service);
+	r = check_get_object(state, CHECK_OBJECT_SERVICE, namespace, name, &service);
 	if (r < 0 || !service) {
 		if (r != -ENOMEM) {
 			char remedy[512];
 
 			snprintf(remedy, sizeof(remedy), "the health endpoint is reached through the Service: apply "
 				 "the component again (mlboot install --force --only %s), or create the Service as Argo CD's "
-				 "manifests define it", component->name);
-			r = check_add(state, component->name, id, title, CHECK_FAIL, remedy, "Service %s/%s: %s",
-				      expected->namespace, expected->name, r < 0 ? check_failure_text(r) : "not found");
+				 "manifests define it", probe.component->name);
+			r = check_add(state, probe.component->name, id, title, CHECK_FAIL, remedy, "Service %s/%s: %s",
+				      namespace, name, r < 0 ? check_failure_text(r) : "not found");
 		}
 		goto out;
 	}
-	r = check_service_address(service, NULL, port, state->options->cluster_ips, &address, &reason);
+	probe.service = service;
+	r = check_service_address(service, NULL, port, state->options->cluster_ips, &probe.plain, &reason);
 	if (r < 0) {
 		cluster_ip = doc_find_string(service, "spec", "clusterIP", NULL);
 		/* Not a failure of Argo CD: this machine has no way to the Service. */
-		r = check_add(state, component->name, id, title, CHECK_SKIP, NULL,
+		r = check_add(state, probe.component->name, id, title, CHECK_SKIP, NULL,
 			      "skipped: Service %s/%s has no address this machine can reach: %s%s%s; run the "
 			      "check on a cluster node with --cluster-ips, or give the Service an external address",
-			      expected->namespace, expected->name, reason, cluster_ip ? " " : "",
-			      cluster_ip ? cluster_ip : "");
+			      namespace, name, reason, cluster_ip ? " " : "", cluster_ip ? cluster_ip : "");
 		goto out;
 	}
-	r = check_http_request(&address, NULL, "/healthz", NULL, HTTP_TIMEOUT, &response);
+	r = check_http_request(&probe.plain, NULL, "/healthz", NULL, HTTP_TIMEOUT, &response);
 	if (r == -ENOMEM)
 		goto out;
+	if (r == 0 && follows_https && response.status >= 300 && response.status <= 399) {
+		r = follow_https_redirect(state, &probe, &response);
+		goto out;
+	}
 	if (r < 0 || response.status != 200) {
 		char remedy[512];
 
 		snprintf(remedy, sizeof(remedy), "kubectl -n %s get pods -l app.kubernetes.io/name=%s, and the logs "
-			 "of those pods, show why the health endpoint does not answer", expected->namespace,
-			 expected->name);
+			 "of those pods, show why the health endpoint does not answer", namespace, name);
 		if (r < 0)
-			r = check_add(state, component->name, id, title, CHECK_FAIL, remedy,
-				      "GET http://%s:%u/healthz (%s address of %s/%s): no response: %s", address.host,
-				      address.port, address.source, expected->namespace, expected->name, response.error);
+			r = check_add(state, probe.component->name, id, title, CHECK_FAIL, remedy,
+				      "GET http://%s:%u/healthz (%s address of %s/%s): no response: %s", probe.plain.host,
+				      probe.plain.port, probe.plain.source, namespace, name, response.error);
 		else
-			r = check_add(state, component->name, id, title, CHECK_FAIL, remedy,
-				      "GET http://%s:%u/healthz (%s address of %s/%s) returned HTTP %ld", address.host,
-				      address.port, address.source, expected->namespace, expected->name, response.status);
+			r = check_add(state, probe.component->name, id, title, CHECK_FAIL, remedy,
+				      "GET http://%s:%u/healthz (%s address of %s/%s) returned HTTP %ld%s%s",
+				      probe.plain.host, probe.plain.port, probe.plain.source, namespace, name,
+				      response.status, response.location[0] ? " with Location " : "", response.location);
 		goto out;
 	}
 	quoted = strcspn(buf_str(&response.body), "\r\n");
 	if (quoted > 40)
 		quoted = 40;
-	r = check_add(state, component->name, id, title, CHECK_PASS, NULL,
+	r = check_add(state, probe.component->name, id, title, CHECK_PASS, NULL,
 		      "GET http://%s:%u/healthz (%s address of %s/%s) returned HTTP 200 '%.*s' in %.0f ms",
-		      address.host, address.port, address.source, expected->namespace, expected->name,
-		      (int)quoted, buf_str(&response.body), response.seconds * 1000.0);
+		      probe.plain.host, probe.plain.port, probe.plain.source, namespace, name, (int)quoted,
+		      buf_str(&response.body), response.seconds * 1000.0);
 out:
 	doc_free(service);
 	check_http_response_release(&response);
@@ -627,10 +904,15 @@ static int check_argocd(struct check_state *state)
 {
 	int r;
 
-	/* The health endpoints and ports of Argo CD's own manifests (manifests/base in argoproj/argo-cd). */
-	r = check_health_endpoint(state, ARGOCD_SERVER, 80, "argocd.server-health", "Argo CD server healthy");
+	/*
+	 * The health endpoints and ports of Argo CD's own manifests (manifests/base
+	 * in argoproj/argo-cd). argocd-server without server.insecure responds to
+	 * plain HTTP on port 80 with a 307 redirect to https. The repo server's
+	 * metrics port is plain HTTP only.
+	 */
+	r = check_health_endpoint(state, ARGOCD_SERVER, 80, true, "argocd.server-health", "Argo CD server healthy");
 	if (r == 0)
-		r = check_health_endpoint(state, ARGOCD_REPO_SERVER, 8084, "argocd.repo-server-health",
+		r = check_health_endpoint(state, ARGOCD_REPO_SERVER, 8084, false, "argocd.repo-server-health",
 					  "Argo CD repo server healthy");
 	return r;
 }

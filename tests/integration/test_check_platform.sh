@@ -9,7 +9,8 @@
 # as the ingress gateway with the sklearn iris model behind it, at the
 # address the stand-in reports for the gateway's LoadBalancer Service, and
 # in node2's namespace as Argo CD's health endpoints, at the external IP of
-# their Services.
+# their Services: argocd-server on port 80 (plain HTTP, or a redirect to
+# https) and port 443 (TLS), the repo server on port 8084.
 #
 # Proves that:
 #   - on the installed platform every check passes (exit 0), the test
@@ -21,6 +22,13 @@
 #     answering 503, a wrong prediction, an image removed from a node, an
 #     image unpinned on a node, a pod running an image that is not in the
 #     bundle; and after each repair the next run shows only its own fault;
+#   - argocd-server with TLS, as Argo CD installs it, passes. The check
+#     follows the redirect of port 80 to https, verifies the certificate
+#     against tls.crt of Secret argocd-server-tls, else argocd-secret, and
+#     names that Secret. A certificate other than the Secret's fails saying
+#     so, a redirect to another host fails naming its Location, plain HTTP
+#     (server.insecure) still passes, and the Secret's contents appear in no
+#     report or log;
 #   - without a bundle, the mlboot labels tell what to check;
 #   - an unreachable API server is exit 5 with a clear message, and the
 #     checks that need it are skipped while the nodes are still checked;
@@ -125,7 +133,11 @@ start_gateway() {
 }
 echo ok >"$work/gateway.mode"
 start_gateway
-"$testbed/node-exec" node2 "$python" "$gateway" --health "$MLB_NODE2_ADDR:80" --health "$MLB_NODE2_ADDR:8084" \
+# argocd-server serves plain HTTP (server.insecure) until the TLS cases below.
+echo plain >"$work/argocd.mode"
+"$testbed/node-exec" node2 "$python" "$gateway" --health "$MLB_NODE2_ADDR:8084" \
+	--argocd-server "$MLB_NODE2_ADDR:80" --argocd-tls "$MLB_NODE2_ADDR:443" \
+	--certificate-out "$work/argocd-server.crt" --mode-file "$work/argocd.mode" \
 	--ready-file "$work/health.ready" >"$work/health.err" 2>&1 &
 health_pid=$!
 mlb_wait_until 30 test -s "$work/health.ready" || mlb_die "gateway.py did not start in node2; see $work/health.err"
@@ -299,6 +311,89 @@ check "wrong prediction: only kserve.prediction fails" expect_failures wrong "ks
 check "wrong prediction: the evidence shows both answers" \
 	evidence_says wrong kserve/kserve.prediction "'{\"predictions\": [2, 2]}', expected {\"predictions\":[1,1]}"
 echo ok >"$work/gateway.mode"
+
+# --- argocd-server with TLS ----------------------------------------------------------------
+# A second certificate for the same names, which argocd-server does not serve.
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/O=Argo CD" \
+	-addext "subjectAltName=DNS:argocd-server,DNS:argocd-server.argocd.svc" \
+	-keyout "$work/argocd-other.key" -out "$work/argocd-other.crt" 2>/dev/null
+
+# argocd_secret NAME CERTIFICATE: replace Secret argocd/NAME with tls.crt
+# CERTIFICATE and, as Argo CD stores it, a tls.key (here the other certificate's).
+argocd_secret() {
+	standin_kubectl -n argocd delete secret "$1" --ignore-not-found >/dev/null
+	standin_kubectl -n argocd create secret generic "$1" --from-file=tls.crt="$2" \
+		--from-file=tls.key="$work/argocd-other.key" >/dev/null
+}
+
+# report_lacks NAME FILE: neither the report nor the log of run NAME contains a
+# line of FILE's PEM body, nor the start of FILE in base64 as a Secret stores it.
+report_lacks() {
+	local line encoded
+	encoded=$(base64 -w0 "$2" | cut -c1-60)
+	while read -r line; do
+		case $line in -----*) continue ;; esac
+		if grep -qF -- "$line" "$work/$1.json" "$work/$1.err"; then
+			mlb_log "$1: the report or log contains a line of $2"
+			return 1
+		fi
+	done <"$2"
+	! grep -qF -- "$encoded" "$work/$1.json" "$work/$1.err" || { mlb_log "$1: the report or log contains $2 in base64"; return 1; }
+}
+
+echo tls >"$work/argocd.mode"
+argocd_secret argocd-secret "$work/argocd-server.crt"
+run_check argocd-tls -vv
+check "argocd-server with TLS: exit 0 and no check fails" \
+	test "$(status_of argocd-tls)" -eq 0 -a -z "$(ids_with_status argocd-tls fail)"
+check "argocd-server with TLS: argocd.server-health passes" \
+	grep -qxF argocd/argocd.server-health <(ids_with_status argocd-tls pass)
+check "argocd-server with TLS: the evidence shows the redirect" \
+	evidence_says argocd-tls argocd/argocd.server-health "returned HTTP 307 with Location https://$MLB_NODE2_ADDR/healthz"
+check "argocd-server with TLS: the evidence names the https URL and address" \
+	evidence_says argocd-tls argocd/argocd.server-health \
+	"GET https://argocd-server.argocd.svc:443/healthz at $MLB_NODE2_ADDR:443 (external IP address) returned HTTP 200 'ok'"
+check "argocd-server with TLS: the evidence names the Secret" \
+	evidence_says argocd-tls argocd/argocd.server-health "verified against tls.crt of Secret argocd/argocd-secret"
+check "argocd-server with TLS: no tls.key in the report or the debug log" report_lacks argocd-tls "$work/argocd-other.key"
+check "argocd-server with TLS: no tls.crt in the report or the debug log" report_lacks argocd-tls "$work/argocd-server.crt"
+
+argocd_secret argocd-secret "$work/argocd-other.crt"
+run_check argocd-mismatch
+check "certificate not the Secret's: only argocd.server-health fails" \
+	expect_failures argocd-mismatch argocd/argocd.server-health
+check "certificate not the Secret's: the evidence says it did not match" \
+	evidence_says argocd-mismatch argocd/argocd.server-health \
+	"the server's certificate did not match the one in Secret argocd/argocd-secret"
+check "certificate not the Secret's: the remedy compares the certificates" \
+	remedy_says argocd-mismatch argocd/argocd.server-health \
+	"openssl s_client -connect $MLB_NODE2_ADDR:443 -servername argocd-server.argocd.svc"
+
+# argocd-server-tls, when it exists, is the certificate argocd-server serves.
+argocd_secret argocd-server-tls "$work/argocd-server.crt"
+run_check argocd-server-tls
+check "argocd-server-tls first: argocd.server-health passes" \
+	grep -qxF argocd/argocd.server-health <(ids_with_status argocd-server-tls pass)
+check "argocd-server-tls first: the evidence names it" \
+	evidence_says argocd-server-tls argocd/argocd.server-health "verified against tls.crt of Secret argocd/argocd-server-tls"
+standin_kubectl -n argocd delete secret argocd-server-tls >/dev/null
+argocd_secret argocd-secret "$work/argocd-server.crt"
+
+echo elsewhere >"$work/argocd.mode"
+run_check argocd-elsewhere
+check "redirect to another host: only argocd.server-health fails" \
+	expect_failures argocd-elsewhere argocd/argocd.server-health
+check "redirect to another host: the evidence names the Location" \
+	evidence_says argocd-elsewhere argocd/argocd.server-health \
+	"returned HTTP 307 with Location https://argocd.elsewhere.example/healthz, which is not https on the same address"
+
+echo plain >"$work/argocd.mode"
+run_check argocd-plain
+check "argocd-server with server.insecure: argocd.server-health passes" \
+	grep -qxF argocd/argocd.server-health <(ids_with_status argocd-plain pass)
+check "argocd-server with server.insecure: the evidence shows plain HTTP" \
+	evidence_says argocd-plain argocd/argocd.server-health \
+	"GET http://$MLB_NODE2_ADDR:80/healthz (external IP address of argocd/argocd-server) returned HTTP 200 'ok'"
 
 # --- An image removed from a node, and one unpinned -----------------------------------
 "$testbed/node-exec" node2 ctr -n k8s.io images rm docker.io/library/redis:7.0.15-alpine >/dev/null

@@ -400,6 +400,61 @@ static void test_service_address_rejects_bad_host(void **state)
 	assert_string_equal(reason, "the Service has no port");
 }
 
+/* ---- Redirects to HTTPS --------------------------------------------------- */
+
+static void test_redirect_same_host_followed(void **state)
+{
+	char path[64];
+
+	(void)state;
+	assert_true(check_redirect_to_https("https://198.18.60.3/healthz", "198.18.60.3", path, sizeof(path)));
+	assert_string_equal(path, "/healthz");
+	assert_true(check_redirect_to_https("https://198.18.60.3:8080/argocd/healthz?full=true", "198.18.60.3", path,
+					    sizeof(path)));
+	assert_string_equal(path, "/argocd/healthz?full=true");
+	assert_true(check_redirect_to_https("HTTPS://LB.Example.com/healthz", "lb.example.com", path, sizeof(path)));
+	assert_string_equal(path, "/healthz");
+	assert_true(check_redirect_to_https("https://[2001:db8::1]/healthz", "2001:db8::1", path, sizeof(path)));
+	assert_string_equal(path, "/healthz");
+}
+
+static void test_redirect_path_forms(void **state)
+{
+	char path[16];
+
+	(void)state;
+	assert_true(check_redirect_to_https("https://host", "host", path, sizeof(path)));
+	assert_string_equal(path, "/");
+	assert_true(check_redirect_to_https("https://host?x=1", "host", path, sizeof(path)));
+	assert_string_equal(path, "/?x=1");
+	assert_true(check_redirect_to_https("https://host/healthz#top", "host", path, sizeof(path)));
+	assert_string_equal(path, "/healthz");
+	assert_false(check_redirect_to_https("https://host/a b", "host", path, sizeof(path)));
+	assert_false(check_redirect_to_https("https://host/a\tb", "host", path, sizeof(path)));
+	assert_false(check_redirect_to_https("https://host/a-path-longer-than-16", "host", path, sizeof(path)));
+	assert_string_equal(path, "");
+}
+
+static void test_redirect_elsewhere_rejected(void **state)
+{
+	char path[64];
+
+	(void)state;
+	assert_false(check_redirect_to_https("http://198.18.60.3/healthz", "198.18.60.3", path, sizeof(path)));
+	assert_false(check_redirect_to_https("https://evil.example/healthz", "198.18.60.3", path, sizeof(path)));
+	assert_false(check_redirect_to_https("https://198.18.60.4/healthz", "198.18.60.3", path, sizeof(path)));
+	assert_false(check_redirect_to_https("https://[2001:db8::2]/healthz", "2001:db8::1", path, sizeof(path)));
+	assert_false(check_redirect_to_https("https://198.18.60.30/healthz", "198.18.60.3", path, sizeof(path)));
+	assert_false(check_redirect_to_https("https://198.18.60.3.evil.example/", "198.18.60.3", path, sizeof(path)));
+	assert_false(check_redirect_to_https("https://198.18.60.3@evil.example/", "198.18.60.3", path, sizeof(path)));
+	assert_false(check_redirect_to_https("https://198.18.60.3:443@evil/", "198.18.60.3", path, sizeof(path)));
+	assert_false(check_redirect_to_https("https://198.18.60.3:/healthz", "198.18.60.3", path, sizeof(path)));
+	assert_false(check_redirect_to_https("https://2001:db8::1/healthz", "2001:db8::1", path, sizeof(path)));
+	assert_false(check_redirect_to_https("/healthz", "198.18.60.3", path, sizeof(path)));
+	assert_false(check_redirect_to_https("", "198.18.60.3", path, sizeof(path)));
+	assert_false(check_redirect_to_https(NULL, "198.18.60.3", path, sizeof(path)));
+}
+
 /* ---- Documents and predictions --------------------------------------------- */
 
 static bool equal_json(const char *a, const char *b)
@@ -788,6 +843,9 @@ int main(void)
 		cmocka_unit_test(test_service_address_order),
 		cmocka_unit_test(test_service_address_cluster_ip_needs_option),
 		cmocka_unit_test(test_service_address_rejects_bad_host),
+		cmocka_unit_test(test_redirect_same_host_followed),
+		cmocka_unit_test(test_redirect_path_forms),
+		cmocka_unit_test(test_redirect_elsewhere_rejected),
 		cmocka_unit_test(test_document_equal),
 		cmocka_unit_test(test_prediction_right_answer_passes),
 		cmocka_unit_test(test_prediction_wrong_answer_fails),

@@ -167,7 +167,8 @@ install_testbed_node_has_images() {
 # endpoints lib/gateway.py serves in node1 and node2. The Istio ingress
 # gateway's Service gets node1's address, as MetalLB would give it one on
 # bare metal. The Services of Argo CD's server and repo server, which the
-# small platform leaves out of Argo CD's manifests, get node2's address.
+# small platform leaves out of Argo CD's manifests, get node2's address and
+# the ports of Argo CD's own manifests (manifests/base in argoproj/argo-cd).
 # Waits until the stand-in reports the gateway's address.
 install_testbed_add_check_services() {
 	standin_kubectl -n istio-system patch service istio-ingressgateway --type merge -p \
@@ -181,8 +182,8 @@ spec:
   selector: {app.kubernetes.io/name: argocd-server}
   externalIPs: [$MLB_NODE2_ADDR]
   ports:
-  - {name: tcp-argocdserver, protocol: TCP, port: 80, targetPort: 8080}
-  - {name: tcp-argocdservertls, protocol: TCP, port: 443, targetPort: 8080}
+  - {name: http, protocol: TCP, port: 80, targetPort: 8080}
+  - {name: https, protocol: TCP, port: 443, targetPort: 8080}
 ---
 apiVersion: v1
 kind: Service
