@@ -81,6 +81,8 @@ struct check_component {
 	char *namespace;           /* the component's default namespace; may be NULL */
 	struct check_object *objects;
 	size_t object_count;
+	char **images;             /* normalised names of the images it lists; from a bundle only */
+	size_t image_count;
 };
 
 /* An image of the bundle. */
@@ -121,6 +123,16 @@ void check_platform_release(struct check_platform *platform);
  */
 int check_platform_from_bundle(const char *path, const struct bundle_trust *trust,
 			       struct check_platform *out, struct bundle_report *report);
+
+/*
+ * Narrows a platform read from a bundle to what mlboot.yaml installs: the
+ * components spec.components lists (every component without it), with the
+ * sample model's objects moved to sampleModel.namespace when it is given.
+ * A listed component that the bundle lacks is a problem added to problems,
+ * named after bundle. Returns 0, MLB_EINPUT or -ENOMEM.
+ */
+int check_platform_select(struct check_platform *platform, const struct config *config, const char *bundle,
+			  struct config_problems *problems);
 
 /*
  * Fills the expected platform from the objects on the cluster labelled
@@ -267,9 +279,11 @@ struct check_http_response {
 	long status;               /* 0 when no response arrived */
 	char server[128];          /* the Server header, "" when absent */
 	char content_type[128];
+	char location[1024];       /* the Location header, "" when absent; longer values are cut */
 	struct buf body;           /* at most CHECK_HTTP_BODY_MAX bytes */
 	bool body_truncated;
 	char error[256];           /* why no response arrived */
+	bool certificate_rejected; /* no response because the server's certificate failed verification */
 	double seconds;
 };
 void check_http_response_init(struct check_http_response *response);
@@ -286,6 +300,36 @@ void check_http_response_release(struct check_http_response *response);
 int check_http_request(const struct check_address *address, const char *host_header,
 		       const char *path, const char *json_body, long timeout_s,
 		       struct check_http_response *response);
+
+/* The TLS settings of an HTTPS request. */
+struct check_tls {
+	const char *server_name;   /* sent as SNI and Host, and the name the certificate must be valid for */
+	const char *ca_pem;        /* PEM certificates that are the only trust anchors, not NUL-terminated */
+	size_t ca_pem_len;
+};
+
+/*
+ * Sends GET https://SERVER_NAME:PORT/PATH to the address's host and port,
+ * with SERVER_NAME from tls, and verifies the server's certificate against
+ * tls->ca_pem only (a self-signed certificate there is its own anchor) and
+ * against SERVER_NAME. Verification is never turned off. Otherwise as
+ * check_http_request(): returns 0 when a response arrived, MLB_EUNREACHABLE
+ * otherwise, with response->certificate_rejected set when the certificate
+ * failed verification, and -EINVAL for an empty name, a name with ':' or
+ * an empty trust anchor.
+ */
+int check_https_request(const struct check_address *address, const struct check_tls *tls, const char *path,
+			long timeout_s, struct check_http_response *response);
+
+/*
+ * Decides whether a Location header redirects a plain HTTP request sent to
+ * host onto HTTPS at the same host: https://HOST[:PORT][/PATH][?QUERY],
+ * with HOST equal to host ignoring case (an IPv6 address in brackets). On
+ * true, path gets "/PATH?QUERY" ("/" when the Location has none), without
+ * any fragment. A path with spaces or control characters, or one longer
+ * than path_size, gives false.
+ */
+bool check_redirect_to_https(const char *location, const char *host, char *path, size_t path_size);
 
 /* Whether a Server header names Envoy, as the Istio ingress gateway sends it ("istio-envoy", "envoy"). */
 bool check_server_is_envoy(const char *server);

@@ -81,6 +81,9 @@ static void component_release(struct check_component *component)
 		free(component->objects[i].name);
 	}
 	free(component->objects);
+	for (size_t i = 0; i < component->image_count; i++)
+		free(component->images[i]);
+	free(component->images);
 	free(component->name);
 	free(component->version);
 	free(component->namespace);
@@ -275,17 +278,29 @@ static struct check_component *platform_add_component(struct check_platform *pla
 
 /*
  * Records which component lists each image, for remedies that name the
- * component to install again. Components are kept in an array that may
- * move, so the name is copied.
+ * component to install again, and the component's own list of images.
+ * Components are kept in an array that may move, so the name is copied.
  */
-static int note_image_component(struct check_platform *platform, const struct bundle_component *source)
+static int note_image_component(struct check_platform *platform, struct check_component *component,
+				const struct bundle_component *source)
 {
+	component->images = calloc(source->image_count + 1, sizeof(*component->images));
+	if (!component->images)
+		return -ENOMEM;
 	for (size_t i = 0; i < source->image_count; i++) {
 		char *name = NULL;
 		int r = normalise_image(source->images[i], &name);
 
 		if (r < 0)
 			return r;
+		if (name) {
+			component->images[component->image_count] = strdup(name);
+			if (!component->images[component->image_count]) {
+				free(name);
+				return -ENOMEM;
+			}
+			component->image_count++;
+		}
 		for (size_t j = 0; j < platform->image_count; j++) {
 			struct check_image *image = &platform->images[j];
 
@@ -408,8 +423,8 @@ int check_platform_from_bundle(const char *path, const struct bundle_trust *trus
 			r = -ENOMEM;
 			break;
 		}
-		r = note_image_component(out, source);
-		if (source->namespace)
+		r = note_image_component(out, component, source);
+		if (r == 0 && source->namespace)
 			r = component_add_object(component, CHECK_OBJECT_NAMESPACE, NULL, source->namespace, 0);
 		for (size_t j = 0; j < source->manifest_count && r == 0; j++)
 			r = read_manifest(reader, component, source->manifests[j], report);
@@ -420,6 +435,100 @@ out:
 	bundle_reader_close(reader);
 	if (r < 0)
 		check_platform_release(out);
+	return r;
+}
+
+/* Moves the objects of component from its bundle namespace to namespace, as mlboot install does. */
+static int move_component_namespace(struct check_component *component, const char *namespace)
+{
+	const char *from = component->namespace;
+
+	if (!from || strcmp(from, namespace) == 0)
+		return 0;
+	for (size_t i = 0; i < component->object_count; i++) {
+		struct check_object *object = &component->objects[i];
+		char **field = object->kind == CHECK_OBJECT_NAMESPACE ? &object->name : &object->namespace;
+		char *copy;
+
+		if (!*field || strcmp(*field, from) != 0)
+			continue;
+		copy = strdup(namespace);
+		if (!copy)
+			return -ENOMEM;
+		free(*field);
+		*field = copy;
+	}
+	free(component->namespace);
+	component->namespace = strdup(namespace);
+	return component->namespace ? 0 : -ENOMEM;
+}
+
+/* Keeps the images that a component of the platform lists, each named after the first such component. */
+static int keep_component_images(struct check_platform *platform)
+{
+	size_t kept = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < platform->image_count; i++) {
+		struct check_image *image = &platform->images[i];
+		const struct check_component *owner = NULL;
+
+		for (size_t c = 0; c < platform->component_count && !owner; c++)
+			for (size_t k = 0; k < platform->components[c].image_count && !owner; k++)
+				if (strcmp(platform->components[c].images[k], image->name) == 0)
+					owner = &platform->components[c];
+		if (!owner) {
+			free(image->name);
+			free(image->digest);
+			free(image->component);
+			continue;
+		}
+		if (!image->component || strcmp(image->component, owner->name) != 0) {
+			free(image->component);
+			image->component = strdup(owner->name);
+			if (!image->component)
+				r = -ENOMEM;
+		}
+		platform->images[kept++] = *image;
+	}
+	platform->image_count = kept;
+	return r;
+}
+
+int check_platform_select(struct check_platform *platform, const struct config *config, const char *bundle,
+			  struct config_problems *problems)
+{
+	const struct config_components *settings = &config->components;
+	const char **names = calloc(platform->component_count + 1, sizeof(*names));
+	size_t kept = 0;
+	int r;
+
+	if (!names)
+		return -ENOMEM;
+	for (size_t i = 0; i < platform->component_count; i++)
+		names[i] = platform->components[i].name;
+	r = config_check_bundle_components(config, names, platform->component_count, bundle, problems);
+	free(names);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < platform->component_count; i++) {
+		struct check_component *component = &platform->components[i];
+
+		if (!config_component_selected(config, component->name)) {
+			log_info("component '%s' of the bundle is not listed in spec.components: not checked",
+				 component->name);
+			component_release(component);
+			continue;
+		}
+		/* On failure the loop still ends, so that each component is counted once. */
+		if (r == 0 && settings->sample_model_namespace_at.line &&
+		    config_component_of(component->name) == CONFIG_COMPONENT_SAMPLE_MODEL)
+			r = move_component_namespace(component, settings->sample_model_namespace);
+		platform->components[kept++] = *component;
+	}
+	platform->component_count = kept;
+	if (r == 0 && settings->listed)
+		r = keep_component_images(platform);
 	return r;
 }
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "airgap.h"
@@ -30,7 +31,8 @@ static const char check_usage[] =
 	"Checks that an installed platform works, and reports each check with what\n"
 	"was seen and, for a failure, what to do: the API server and its version\n"
 	"against the bundle's range, the default StorageClass and the nodes; for\n"
-	"each component of the bundle its CRDs, workloads, pods and webhooks;\n"
+	"each component of the bundle that mlboot.yaml installs (spec.components)\n"
+	"its CRDs, workloads, pods and webhooks;\n"
 	"cert-manager issuing a test certificate; the Istio ingress gateway\n"
 	"answering HTTP; the sample model answering a prediction through it; Argo\n"
 	"CD's health endpoints; that every running pod's image is in the bundle;\n"
@@ -54,7 +56,8 @@ static const char check_usage[] =
 	"  -o, --output FORMAT    report format on stdout: text (default), json, junit\n"
 	"                         (JUnit XML) or html\n"
 	"  --report FILE          also write the report to FILE, in the format its name\n"
-	"                         ends in: .json, .xml (JUnit) or .html\n"
+	"                         ends in: .json, .xml (JUnit) or .html; FILE must be a\n"
+	"                         new name or a regular file other than the inputs\n"
 	"  --restart-warn N       warn about pods that restarted more than N times\n"
 	"                         (default 5)\n"
 	"  --min-free BYTES       free space each node needs under /var/lib/containerd;\n"
@@ -66,7 +69,8 @@ static const char check_usage[] =
 	"  -h, --help             show this help\n"
 	"\n"
 	"Exit status: 0 every check passed (warnings included), 1 a check failed,\n"
-	"2 usage error, 3 mlboot.yaml, the kubeconfig or the bundle is invalid,\n"
+	"2 usage error, 3 mlboot.yaml, the kubeconfig or the bundle is missing or\n"
+	"invalid, or --report names a file that may not be replaced,\n"
 	"4 the bundle's signature or checksums do not match, 5 the API server or a\n"
 	"host is unreachable, 6 TLS verification failed or the credentials were\n"
 	"rejected.\n";
@@ -274,12 +278,76 @@ static int render(const struct report *report, enum output_format format, struct
 	return -EINVAL;
 }
 
-static int write_reports(const struct report *report, const struct check_command *command)
+/* Whether path names the same file (st_dev and st_ino) as st; false when path cannot be read. */
+static bool same_file(const char *path, const struct stat *st)
+{
+	struct stat other;
+
+	return path && stat(path, &other) == 0 && other.st_dev == st->st_dev && other.st_ino == st->st_ino;
+}
+
+/*
+ * Rejects a --report path whose file the report would destroy or hide:
+ * anything but a new name or a regular file (see file_check_output()), or
+ * one of the files this run reads. Logs why and returns MLB_EINPUT.
+ */
+static int check_report_path(const struct check_command *command, const struct config *config,
+			     const char *bundle_path)
+{
+	const char *path = command->report_path;
+	const struct {
+		const char *path;
+		const char *role;
+	} inputs[] = {
+		{ command->config_path, "configuration" },
+		{ command->options.cluster.kubeconfig.path, "kubeconfig" },
+		{ config->kubeconfig_path, "kubeconfig" },
+		{ bundle_path, "bundle" },
+	};
+	char reason[PATH_MAX + 256];
+	struct stat st;
+	int r;
+
+	r = file_check_output(path, &st);
+	if (r == 0)
+		return 0;
+	if (r < 0 && st.st_mode == 0) {
+		log_errno(LOG_ERR, r, "cannot write the report to '%s'", path);
+		return MLB_EINPUT;
+	}
+	if (r < 0) {
+		file_output_problem(path, st.st_mode, reason, sizeof(reason));
+		log_error("cannot write the report: %s", reason);
+		return MLB_EINPUT;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(inputs); i++) {
+		if (same_file(inputs[i].path, &st)) {
+			log_error("cannot write the report: '%s' is the same file as the %s '%s', which the report "
+				  "would replace; give another --report path", path, inputs[i].role, inputs[i].path);
+			return MLB_EINPUT;
+		}
+	}
+	for (size_t i = 0; i < command->pubkey_count; i++) {
+		if (same_file(command->pubkeys[i], &st)) {
+			log_error("cannot write the report: '%s' is the same file as the public key '%s', which the "
+				  "report would replace; give another --report path", path, command->pubkeys[i]);
+			return MLB_EINPUT;
+		}
+	}
+	return 0;
+}
+
+static int write_reports(const struct report *report, const struct check_command *command,
+			 const struct config *config, const char *bundle_path)
 {
 	struct buf data = BUF_INIT(256UL * 1024 * 1024);
 	int r = 0;
 
 	if (command->report_path) {
+		/* Checked at the start too; the run may have taken minutes. */
+		r = check_report_path(command, config, bundle_path);
+		if (r < 0)
+			goto out;
 		r = render(report, command->report_format, &data);
 		if (r == 0)
 			r = file_write_atomic(command->report_path, data.data, data.len, 0644);
@@ -304,6 +372,7 @@ out:
 	return r;
 }
 
+/* Loads the trusted keys; a key that is missing or invalid is invalid input, as for bundle verify. */
 static int load_trust(const struct check_command *command, struct bundle_trust *trust)
 {
 	int r = 0;
@@ -318,7 +387,7 @@ static int load_trust(const struct check_command *command, struct bundle_trust *
 		if (r < 0)
 			log_errno(LOG_ERR, r, "cannot read the public keys in '%s'", BUNDLE_KEYS_DIR);
 	}
-	return r;
+	return r < 0 && r != -ENOMEM ? MLB_EINPUT : r;
 }
 
 /* Reads the bundle into platform; logs each problem and returns the result. */
@@ -424,8 +493,20 @@ int cmd_check(int argc, char **argv)
 		}
 		bundle_path = config.bundle;
 	}
+	if (command.report_path) {
+		r = check_report_path(&command, &config, bundle_path);
+		if (r < 0)
+			goto out;
+	}
 	if (bundle_path) {
 		r = load_bundle(&command, bundle_path, &platform);
+		if (r < 0)
+			goto out;
+	}
+	if (bundle_path && command.config_path) {
+		r = check_platform_select(&platform, &config, bundle_path, &problems);
+		if (r == MLB_EINPUT)
+			config_problems_log(&problems, command.config_path);
 		if (r < 0)
 			goto out;
 	}
@@ -452,7 +533,7 @@ int cmd_check(int argc, char **argv)
 	if (r == -ENOMEM)
 		goto out;
 	{
-		int written = write_reports(&report, &command);
+		int written = write_reports(&report, &command, &config, bundle_path);
 
 		if (written < 0) {
 			r = written;

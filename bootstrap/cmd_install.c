@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common.h"
 #include "fetch.h"
@@ -23,7 +24,8 @@ static const char install_usage[] =
 	"Installs the platform of the bundle on the cluster of mlboot.yaml: preflight\n"
 	"first (nothing changes when it fails), then the bundle's images into every\n"
 	"node's containerd, its binaries onto the control-plane nodes, and each\n"
-	"component through the API in the bundle's order, wave by wave (CRDs,\n"
+	"component that spec.components lists (all of them without it) through\n"
+	"the API in the bundle's order, wave by wave (CRDs,\n"
 	"namespaces, cluster-scoped objects, the rest) with readiness gates, then the\n"
 	"sample model and final checks. Each step is recorded in the journal under\n"
 	"the state folder: a re-run skips the steps done with the same inputs and\n"
@@ -33,10 +35,11 @@ static const char install_usage[] =
 	"  -f, --file FILE       platform configuration (default: mlboot.yaml)\n"
 	"  --dry-run             print the plan and what would change (images missing\n"
 	"                        per node, objects to create or change); change nothing\n"
-	"  --only COMPONENT      install this component only (its images included)\n"
+	"  --only COMPONENT      install this component only (its images included); it\n"
+	"                        must be one that spec.components lists, when given\n"
 	"  --force               run every step again, even those done before\n"
 	"  --state-dir DIR       folder of the journal (default: spec.stateDir)\n"
-	"  --bundle FILE|URL     the bundle (default: spec.bundle); an https URL is\n"
+	"  --bundle FILE|URL     the bundle (default: spec.bundle); an https:// URL is\n"
 	"                        downloaded into STATE_DIR/bundles, resuming a cut\n"
 	"                        download, and verified like a local file\n"
 	"  --bundle-ca FILE      CA certificates (PEM) for the bundle URL's server\n"
@@ -517,6 +520,12 @@ int cmd_install(int argc, char **argv)
 		r = MLB_EUSAGE;
 		goto out;
 	}
+	if (install.settings.bundle_path && strncasecmp(install.bundle_path, "http://", 7) == 0) {
+		log_error("invalid --bundle '%s': only https:// URLs are downloaded; use an https:// URL, or "
+			  "copy the bundle to this machine and give its path", install.bundle_path);
+		r = MLB_EUSAGE;
+		goto out;
+	}
 	if ((install.config.bundle_is_url && !install.settings.bundle_path) ||
 	    strncmp(install.bundle_path, "https://", 8) == 0) {
 		r = download_bundle(install.bundle_path, install.state_dir, &downloaded);
@@ -536,6 +545,11 @@ int cmd_install(int argc, char **argv)
 	r = load_trust(&install);
 	if (r == 0)
 		r = open_bundle(&install);
+	/* Which components, and whether the bundle has them and fits their settings, is known before any connection. */
+	if (r == 0)
+		r = install_components_select(&install);
+	if (r == 0)
+		r = install_components_read(&install);
 	if (r < 0)
 		goto out;
 
@@ -559,7 +573,7 @@ int cmd_install(int argc, char **argv)
 	r = run_preflight(&install);
 	if (r < 0)
 		goto out;
-	r = install_components_load(&install);
+	r = install_components_prepare(&install);
 	if (r < 0)
 		goto out;
 	if (install.settings.dry_run) {

@@ -86,29 +86,22 @@ void config_problems_log(const struct config_problems *problems, const char *fil
 		log_error("%s: %zu more problems not shown", file, problems->dropped);
 }
 
-static void problem_add(struct loader *l, unsigned line, unsigned column, const char *field,
-			const char *format, ...) __attribute__((format(printf, 5, 6)));
-
-static void problem_add(struct loader *l, unsigned line, unsigned column, const char *field,
-			const char *format, ...)
+static int problems_vadd(struct config_problems *problems, unsigned line, unsigned column, const char *field,
+			 const char *format, va_list args)
 {
-	struct config_problems *problems = l->problems;
 	struct config_problem *problem;
-	va_list args;
 	int n;
 
 	if (problems->count >= CONFIG_MAX_PROBLEMS) {
 		problems->dropped++;
-		return;
+		return 0;
 	}
 	if (problems->count == problems->capacity) {
 		size_t capacity = problems->capacity ? problems->capacity * 2 : 16;
 		struct config_problem *items = realloc(problems->items, capacity * sizeof(*items));
 
-		if (!items) {
-			l->error = -ENOMEM;
-			return;
-		}
+		if (!items)
+			return -ENOMEM;
 		problems->items = items;
 		problems->capacity = capacity;
 	}
@@ -117,17 +110,43 @@ static void problem_add(struct loader *l, unsigned line, unsigned column, const 
 	problem->line = line;
 	problem->column = column;
 	problem->field = strdup(field ? field : "");
-	va_start(args, format);
 	n = vasprintf(&problem->message, format, args);
-	va_end(args);
 	if (!problem->field || n < 0) {
 		free(problem->field);
 		if (n >= 0)
 			free(problem->message);
-		l->error = -ENOMEM;
-		return;
+		return -ENOMEM;
 	}
 	problems->count++;
+	return 0;
+}
+
+int config_problems_add(struct config_problems *problems, struct config_position position, const char *field,
+			const char *format, ...)
+{
+	va_list args;
+	int r;
+
+	va_start(args, format);
+	r = problems_vadd(problems, position.line, position.column, field, format, args);
+	va_end(args);
+	return r;
+}
+
+static void problem_add(struct loader *l, unsigned line, unsigned column, const char *field,
+			const char *format, ...) __attribute__((format(printf, 5, 6)));
+
+static void problem_add(struct loader *l, unsigned line, unsigned column, const char *field,
+			const char *format, ...)
+{
+	va_list args;
+	int r;
+
+	va_start(args, format);
+	r = problems_vadd(l->problems, line, column, field, format, args);
+	va_end(args);
+	if (r < 0)
+		l->error = r;
 }
 
 /* Problems at a value and at a map member's key. */
@@ -611,6 +630,19 @@ static const struct doc_node *get_bool(struct loader *l, const struct doc_node *
 	return node;
 }
 
+/* Whether text is an optional sign and decimal digits only, such as a quoted "22". */
+static bool text_is_integer(const char *text)
+{
+	const char *p = text[0] == '-' || text[0] == '+' ? text + 1 : text;
+
+	if (!*p)
+		return false;
+	for (; *p; p++)
+		if (*p < '0' || *p > '9')
+			return false;
+	return true;
+}
+
 /* The integer member named key within [min, max]; what names the value in messages. */
 static const struct doc_node *get_int(struct loader *l, const struct doc_node *map,
 				      const char *parent, const char *key, long long min,
@@ -624,7 +656,11 @@ static const struct doc_node *get_int(struct loader *l, const struct doc_node *m
 	field_join(field, sizeof(field), parent, key);
 	quote_node(shown, sizeof(shown), node);
 	if (node->type != DOC_INT) {
-		if (node->type == DOC_STRING || node->type == DOC_FLOAT)
+		if (node->type == DOC_STRING && text_is_integer(node->text))
+			problem_at(l, node, field,
+				   "invalid %s %s: expected a whole number from %lld to %lld, got a string: remove the quotes",
+				   what, shown, min, max);
+		else if (node->type == DOC_STRING || node->type == DOC_FLOAT)
 			problem_at(l, node, field, "invalid %s %s: expected a whole number from %lld to %lld",
 				   what, shown, min, max);
 		else
@@ -1041,10 +1077,15 @@ static void load_bundle(struct loader *l, const struct doc_node *spec)
 		l->config->bundle = expand_path(l, node, "spec.bundle", false);
 		return;
 	}
-	if (!(scheme == 4 && strncasecmp(node->text, "http", 4) == 0) &&
-	    !(scheme == 5 && strncasecmp(node->text, "https", 5) == 0)) {
+	if (scheme == 4 && strncasecmp(node->text, "http", 4) == 0) {
 		problem_at(l, node, "spec.bundle",
-			   "invalid bundle %s: unsupported URL scheme; use a path or an http(s) URL", shown);
+			   "invalid bundle URL %s: mlboot install downloads only https:// URLs; use an "
+			   "https:// URL, or copy the bundle to this machine and give its path", shown);
+		return;
+	}
+	if (!(scheme == 5 && strncasecmp(node->text, "https", 5) == 0)) {
+		problem_at(l, node, "spec.bundle",
+			   "invalid bundle %s: unsupported URL scheme; use a path or an https:// URL", shown);
 		return;
 	}
 	{
@@ -1052,7 +1093,7 @@ static void load_bundle(struct loader *l, const struct doc_node *spec)
 
 		if (host[0] == '\0' || host[0] == '/' || strpbrk(node->text, " \t\"<>\\^`{|}")) {
 			problem_at(l, node, "spec.bundle",
-				   "invalid bundle URL %s: expected http(s)://HOST[:PORT]/PATH without spaces",
+				   "invalid bundle URL %s: expected https://HOST[:PORT]/PATH without spaces",
 				   shown);
 			return;
 		}
@@ -1426,13 +1467,112 @@ static void load_images(struct loader *l, const struct doc_node *spec)
 	get_bool(l, images, "spec.images", "pin", &l->config->images_pin);
 }
 
+/* The keys of spec.components and the bundle components they install, by enum config_component. */
+static const struct {
+	const char *key;
+	const char *bundle_name;
+} component_names[CONFIG_COMPONENT_COUNT] = {
+	[CONFIG_COMPONENT_CERT_MANAGER] = { "certManager", "cert-manager" },
+	[CONFIG_COMPONENT_ISTIO] = { "istio", "istio" },
+	[CONFIG_COMPONENT_KSERVE] = { "kserve", "kserve" },
+	[CONFIG_COMPONENT_KUBEFLOW] = { "kubeflow", "kubeflow" },
+	[CONFIG_COMPONENT_ARGOCD] = { "argocd", "argocd" },
+	[CONFIG_COMPONENT_SAMPLE_MODEL] = { "sampleModel", "sample-model" },
+};
+
+const char *config_component_key(enum config_component component)
+{
+	return (unsigned)component < CONFIG_COMPONENT_COUNT ? component_names[component].key : NULL;
+}
+
+const char *config_component_bundle_name(enum config_component component)
+{
+	return (unsigned)component < CONFIG_COMPONENT_COUNT ? component_names[component].bundle_name : NULL;
+}
+
+int config_component_of(const char *bundle_name)
+{
+	for (int i = 0; i < CONFIG_COMPONENT_COUNT; i++)
+		if (strcmp(component_names[i].bundle_name, bundle_name) == 0)
+			return i;
+	/* Knative Serving is a component of its own in the platform catalog, but it is there for KServe. */
+	if (strcmp(bundle_name, "knative-serving") == 0)
+		return CONFIG_COMPONENT_KSERVE;
+	return -1;
+}
+
+static bool component_enabled(const struct config_components *c, enum config_component component)
+{
+	switch (component) {
+	case CONFIG_COMPONENT_CERT_MANAGER:
+		return c->cert_manager;
+	case CONFIG_COMPONENT_ISTIO:
+		return c->istio;
+	case CONFIG_COMPONENT_KSERVE:
+		return c->kserve;
+	case CONFIG_COMPONENT_KUBEFLOW:
+		return c->kubeflow;
+	case CONFIG_COMPONENT_ARGOCD:
+		return c->argocd;
+	case CONFIG_COMPONENT_SAMPLE_MODEL:
+		return c->sample_model;
+	case CONFIG_COMPONENT_COUNT:
+		break;
+	}
+	return false;
+}
+
+bool config_component_selected(const struct config *config, const char *bundle_name)
+{
+	int component;
+
+	if (!config->components.listed)
+		return true;
+	component = config_component_of(bundle_name);
+	return component >= 0 && component_enabled(&config->components, (enum config_component)component);
+}
+
+int config_check_bundle_components(const struct config *config, const char *const *names, size_t count,
+				   const char *bundle, struct config_problems *problems)
+{
+	const struct config_components *c = &config->components;
+	bool missing = false;
+
+	if (!c->listed)
+		return 0;
+	for (int i = 0; i < CONFIG_COMPONENT_COUNT; i++) {
+		const char *expected = component_names[i].bundle_name;
+		bool found = false;
+		char field[FIELD_MAX];
+		int r;
+
+		if (!component_enabled(c, (enum config_component)i))
+			continue;
+		for (size_t k = 0; k < count && !found; k++)
+			found = strcmp(names[k], expected) == 0;
+		if (found)
+			continue;
+		field_join(field, sizeof(field), "spec.components", component_names[i].key);
+		r = config_problems_add(problems, c->at[i], field,
+					"%s is listed, but the bundle '%s' has no component '%s': remove %s from "
+					"spec.components, or use a bundle that has it",
+					component_names[i].key, bundle, expected, component_names[i].key);
+		if (r < 0)
+			return r;
+		missing = true;
+	}
+	return missing ? MLB_EINPUT : 0;
+}
+
 /* A component entry: present (a map or null) means installed. */
 static const struct doc_node *load_component(struct loader *l, const struct doc_node *components,
-					     const char *key, const char *const *keys, bool *enabled)
+					     enum config_component component, const char *const *keys, bool *enabled)
 {
+	const char *key = component_names[component].key;
 	const struct doc_node *node = doc_get(components, key);
 	char field[FIELD_MAX];
 
+	*enabled = false;
 	if (!node)
 		return NULL;
 	field_join(field, sizeof(field), "spec.components", key);
@@ -1441,6 +1581,8 @@ static const struct doc_node *load_component(struct loader *l, const struct doc_
 		return NULL;
 	}
 	*enabled = true;
+	l->config->components.at[component].line = node->key_line;
+	l->config->components.at[component].column = node->key_column;
 	if (node->type == DOC_NULL)
 		return NULL;
 	check_keys(l, node, field, keys);
@@ -1476,36 +1618,43 @@ static void load_components(struct loader *l, const struct doc_node *spec)
 	c->istio_profile = text_dup(l, "default");
 	c->sample_model_namespace = text_dup(l, "ml");
 	c->kserve_mode = CONFIG_KSERVE_RAW_DEPLOYMENT;
-	if (!member_get(spec, "components")) {
-		c->cert_manager = c->istio = c->kserve = c->kubeflow = c->argocd = c->sample_model = true;
+	c->cert_manager = c->istio = c->kserve = c->kubeflow = c->argocd = c->sample_model = true;
+	if (!member_get(spec, "components"))
 		return;
-	}
 	components = get_map(l, spec, "spec", "components");
 	if (!components)
 		return;
+	c->listed = true;
 	check_keys(l, components, "spec.components", keys);
+	if (components->count == 0)
+		problem_at(l, components, "spec.components",
+			   "lists no component: list the components to install, or remove spec.components to "
+			   "install every component of the bundle");
 
-	load_component(l, components, "certManager", no_keys, &c->cert_manager);
-	load_component(l, components, "kubeflow", no_keys, &c->kubeflow);
-	load_component(l, components, "argocd", no_keys, &c->argocd);
+	load_component(l, components, CONFIG_COMPONENT_CERT_MANAGER, no_keys, &c->cert_manager);
+	load_component(l, components, CONFIG_COMPONENT_KUBEFLOW, no_keys, &c->kubeflow);
+	load_component(l, components, CONFIG_COMPONENT_ARGOCD, no_keys, &c->argocd);
 
-	map = load_component(l, components, "istio", istio_keys, &c->istio);
+	/*
+	 * The bundle carries Istio already rendered and does not record its
+	 * profile, so mlboot cannot choose one: only the profile the platform
+	 * catalogs render is accepted.
+	 */
+	map = load_component(l, components, CONFIG_COMPONENT_ISTIO, istio_keys, &c->istio);
 	node = map ? get_string(l, map, "spec.components.istio", "profile", STRING_OPTIONAL) : NULL;
-	if (node) {
-		if (strcmp(node->text, "default") == 0 || strcmp(node->text, "demo") == 0) {
-			free(c->istio_profile);
-			c->istio_profile = text_dup(l, node->text);
-		} else {
-			quote_node(shown, sizeof(shown), node);
-			problem_at(l, node, "spec.components.istio.profile",
-				   "invalid profile %s: use default or demo, the profiles that install the ingress gateway",
-				   shown);
-		}
+	if (node && strcmp(node->text, "default") != 0) {
+		quote_node(shown, sizeof(shown), node);
+		problem_at(l, node, "spec.components.istio.profile",
+			   "invalid profile %s: mlboot cannot change Istio's profile, because the bundle carries "
+			   "Istio's manifests already rendered (the platform catalogs render the default profile); "
+			   "remove the setting or set it to default", shown);
 	}
 
-	map = load_component(l, components, "kserve", kserve_keys, &c->kserve);
+	map = load_component(l, components, CONFIG_COMPONENT_KSERVE, kserve_keys, &c->kserve);
 	node = map ? get_string(l, map, "spec.components.kserve", "deploymentMode", STRING_OPTIONAL) : NULL;
 	if (node) {
+		c->kserve_mode_at.line = node->line;
+		c->kserve_mode_at.column = node->column;
 		if (strcmp(node->text, "Serverless") == 0) {
 			c->kserve_mode = CONFIG_KSERVE_SERVERLESS;
 		} else if (strcmp(node->text, "RawDeployment") != 0) {
@@ -1515,12 +1664,14 @@ static void load_components(struct loader *l, const struct doc_node *spec)
 		}
 	}
 
-	map = load_component(l, components, "sampleModel", sample_keys, &c->sample_model);
+	map = load_component(l, components, CONFIG_COMPONENT_SAMPLE_MODEL, sample_keys, &c->sample_model);
 	node = map ? get_string(l, map, "spec.components.sampleModel", "namespace", STRING_OPTIONAL) : NULL;
 	if (node) {
 		if (dns_label_valid(node->text, node->text_len)) {
 			free(c->sample_model_namespace);
 			c->sample_model_namespace = text_dup(l, node->text);
+			c->sample_model_namespace_at.line = node->line;
+			c->sample_model_namespace_at.column = node->column;
 		} else {
 			quote_node(shown, sizeof(shown), node);
 			problem_at(l, node, "spec.components.sampleModel.namespace",
@@ -1538,9 +1689,6 @@ static void load_components(struct loader *l, const struct doc_node *spec)
 			      "the Kubeflow webhooks get their certificates from cert-manager");
 	check_component_needs(l, components, "sampleModel", c->sample_model, "kserve", c->kserve,
 			      "the sample model is a KServe InferenceService");
-	if (c->kserve && c->kserve_mode == CONFIG_KSERVE_SERVERLESS)
-		check_component_needs(l, components, "kserve", true, "kubeflow", c->kubeflow,
-				      "Serverless mode needs Knative Serving, which comes with the Kubeflow component");
 }
 
 static void load_duration(struct loader *l, const struct doc_node *map, const char *key,

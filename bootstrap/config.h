@@ -86,23 +86,50 @@ enum config_kserve_mode {
 	CONFIG_KSERVE_SERVERLESS,
 };
 
-/* The components to install: a component is installed when it is listed. */
+/* The keys of spec.components, in the bundle's apply order. */
+enum config_component {
+	CONFIG_COMPONENT_CERT_MANAGER,
+	CONFIG_COMPONENT_ISTIO,
+	CONFIG_COMPONENT_KSERVE,
+	CONFIG_COMPONENT_KUBEFLOW,
+	CONFIG_COMPONENT_ARGOCD,
+	CONFIG_COMPONENT_SAMPLE_MODEL,
+	CONFIG_COMPONENT_COUNT,
+};
+
+/* The position of a key or value in mlboot.yaml, line 0 when it is not there. */
+struct config_position {
+	unsigned line;
+	unsigned column;
+};
+
+/*
+ * The components to install. Without spec.components every component of
+ * the bundle is installed and every flag below is true; with it, only the
+ * listed components are.
+ */
 struct config_components {
+	bool listed;                       /* spec.components is given */
 	bool cert_manager;
 	bool istio;
-	char *istio_profile;               /* default "default" */
+	char *istio_profile;               /* always "default": the only profile accepted */
 	bool kserve;
 	enum config_kserve_mode kserve_mode;   /* default RawDeployment */
 	bool kubeflow;
 	bool argocd;
 	bool sample_model;
 	char *sample_model_namespace;      /* default "ml" */
+	/* The key of each listed component. */
+	struct config_position at[CONFIG_COMPONENT_COUNT];
+	/* The values of kserve.deploymentMode and sampleModel.namespace, when given. */
+	struct config_position kserve_mode_at;
+	struct config_position sample_model_namespace_at;
 };
 
 struct config {
 	char *file;              /* mlboot.yaml as named by the caller, for messages */
 	char *name;              /* metadata.name */
-	char *bundle;            /* expanded path or http(s) URL; NULL when not given */
+	char *bundle;            /* expanded path or https URL; NULL when not given */
 	bool bundle_is_url;
 	/* spec.kubeconfig: path and context, or from_host; all NULL when not given. */
 	char *kubeconfig_path;
@@ -156,6 +183,30 @@ int config_load(const char *path, struct config *out, struct config_problems *pr
 int config_parse(const char *name, const char *data, size_t len, struct config *out,
 		 struct config_problems *problems);
 void config_release(struct config *config);
+
+/* The key of a component in spec.components ("certManager") and its name in a bundle ("cert-manager"). */
+const char *config_component_key(enum config_component component);
+const char *config_component_bundle_name(enum config_component component);
+/*
+ * The key of spec.components that installs the bundle component named
+ * bundle_name, or -1 when no key does. knative-serving goes with kserve,
+ * which needs it in Serverless mode.
+ */
+int config_component_of(const char *bundle_name);
+/* Whether the configuration installs the bundle component named bundle_name. */
+bool config_component_selected(const struct config *config, const char *bundle_name);
+/*
+ * Checks spec.components against the components of a bundle (names, count
+ * of them): every listed component must be in it. Each one missing is a
+ * problem at its key that names bundle (the bundle's path, for the
+ * message) and what to do. Returns 0, MLB_EINPUT when a problem was
+ * added, or -ENOMEM.
+ */
+int config_check_bundle_components(const struct config *config, const char *const *names, size_t count,
+				   const char *bundle, struct config_problems *problems);
+/* Adds one problem with a printf-style message, as the loader does. Returns 0 or -ENOMEM. */
+int config_problems_add(struct config_problems *problems, struct config_position position, const char *field,
+			const char *format, ...) __attribute__((format(printf, 4, 5)));
 
 /* Finds a host by name; NULL when there is none. */
 const struct config_host *config_find_host(const struct config *config, const char *name);

@@ -187,7 +187,7 @@ int install_component_plan(struct install *install, struct install_component *co
 	char why[1024];
 
 	printf("component %s %s (namespace %s)\n", component->bundle->name, component->bundle->version,
-	       component->bundle->namespace ? component->bundle->namespace : "-");
+	       component->namespace ? component->namespace : "-");
 	for (int wave = 0; wave < INSTALL_WAVE_COUNT; wave++) {
 		char step[512];
 		size_t counts[4] = { 0 };

@@ -80,6 +80,7 @@ struct install_object {
 struct install_rewrites {
 	unsigned pull_policy;        /* imagePullPolicy Always set to IfNotPresent */
 	unsigned namespace_added;    /* namespaced objects given the component's namespace */
+	unsigned namespace_moved;    /* objects moved from the bundle's namespace to sampleModel.namespace */
 };
 
 struct install_component {
@@ -92,7 +93,14 @@ struct install_component {
 	char wave_digest[INSTALL_WAVE_COUNT][SHA256_HEX_LEN + 1];
 	size_t wave_objects[INSTALL_WAVE_COUNT];
 	char wait_digest[SHA256_HEX_LEN + 1];
-	bool selected;               /* installed in this run (--only) */
+	bool listed;                 /* installed by the configuration: spec.components lists it, or is not given */
+	bool selected;               /* installed in this run: listed, and named by --only when it is given */
+	/*
+	 * The namespace its objects go to: the bundle's namespace of the
+	 * component, or sampleModel.namespace of mlboot.yaml for the sample
+	 * model. NULL when the bundle gives none ("default").
+	 */
+	const char *namespace;
 };
 
 /* Counters of one run, printed at the end. */
@@ -120,6 +128,8 @@ struct install_settings {
 	unsigned apply_workers;      /* 0: INSTALL_APPLY_WORKERS_DEFAULT */
 };
 
+struct install_crd_scopes;
+
 /* All state of one install run. */
 struct install {
 	struct install_settings settings;
@@ -136,8 +146,9 @@ struct install {
 	const struct bundle_index *index;
 	struct journal *journal;
 	pthread_mutex_t lock;        /* guards journal and totals from node threads */
-	struct install_component *components;
+	struct install_component *components;   /* every component of the bundle, in its order */
 	size_t component_count;
+	struct install_crd_scopes *crd_scopes;  /* of the listed components' CRDs */
 	struct install_totals totals;
 	struct node_options node_options;
 	/* Extra API clients of the apply workers; the main client is the first worker. */
@@ -197,6 +208,25 @@ struct doc_node *install_namespace_new(const char *name);
 
 /* Writes "Kind 'namespace/name'" or "Kind 'name'" into out. */
 void install_object_describe(const struct doc_node *object, char *out, size_t size);
+
+/*
+ * Moves an object of namespace from into namespace to: a namespaced object
+ * whose metadata.namespace is from, and the Namespace called from, which is
+ * renamed. References to the namespace inside other fields are not
+ * changed. Returns 1 when the object was changed, 0 when not, or -ENOMEM.
+ */
+int install_object_move_namespace(struct doc_node *object, bool namespaced, const char *from, const char *to);
+
+/*
+ * Sets the default deployment mode of KServe's inferenceservice-config
+ * ConfigMap: "defaultDeploymentMode" of the JSON in its "deploy" key, with
+ * the other settings there kept. Copies the mode the bundle set into
+ * previous (empty when none). Returns 1 when object is that ConfigMap, 0
+ * when it is another object, MLB_EINPUT when its "deploy" key is missing or
+ * not a JSON object, or -ENOMEM.
+ */
+int install_kserve_set_deployment_mode(struct doc_node *object, const char *mode, char *previous,
+				       size_t previous_size);
 
 /*
  * The storage URI problem of an InferenceService in an air gap: a message
@@ -271,8 +301,24 @@ int install_images_plan(struct install *install);
 
 /* --- Components through the API (install_apply.c) ---------------------- */
 
-/* Reads every component's manifests, rewrites the objects and sorts them into waves. */
-int install_components_load(struct install *install);
+/*
+ * Chooses the components of the run from the bundle, spec.components and
+ * --only, without any I/O: fills install->components with every component
+ * of install->index and sets listed and selected. Logs each problem and
+ * returns MLB_EINPUT when spec.components lists a component the bundle
+ * does not have or --only names one that spec.components does not list,
+ * MLB_EUSAGE when --only names a component the bundle does not have, or
+ * -ENOMEM.
+ */
+int install_components_select(struct install *install);
+/*
+ * Reads the manifests of the listed components from the bundle and checks
+ * the settings of spec.components against them; needs no API server.
+ * MLB_EINPUT when kserve.deploymentMode disagrees with the bundle's KServe.
+ */
+int install_components_read(struct install *install);
+/* Rewrites the objects of the listed components and sorts them into waves; may query discovery of the API server. */
+int install_components_prepare(struct install *install);
 void install_components_release(struct install *install);
 /* Runs the apply and wait steps of one component. */
 int install_component_run(struct install *install, struct install_component *component);

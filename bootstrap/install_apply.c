@@ -73,6 +73,11 @@ void install_components_release(struct install *install)
 	free(install->components);
 	install->components = NULL;
 	install->component_count = 0;
+	if (install->crd_scopes) {
+		install_crd_scopes_release(install->crd_scopes);
+		free(install->crd_scopes);
+		install->crd_scopes = NULL;
+	}
 }
 
 static int component_add_object(struct install_component *component, struct doc_node *doc, const char *file)
@@ -97,11 +102,63 @@ static int component_add_object(struct install_component *component, struct doc_
 	return 0;
 }
 
-/* Reads the manifests of every component; the objects keep their file order for now. */
-static int read_components(struct install *install, struct install_crd_scopes *scopes)
+/* Logs a problem of mlboot.yaml at position, as config_problems_log() prints the problems of the file. */
+static void log_config_problem(const struct install *install, struct config_position position, const char *field,
+			       const char *message)
+{
+	struct config_problem problem = {
+		.line = position.line, .column = position.column, .field = (char *)field, .message = (char *)message,
+	};
+	char *line = config_problem_format(&problem, install->settings.config_path);
+
+	log_error("%s", line ? line : message);
+	free(line);
+}
+
+/* Checks the bundle against spec.components and --only; see install.h. */
+static int check_selection(struct install *install)
+{
+	const char *only = install->settings.only;
+	struct config_problems problems = { 0 };
+	const char **names = calloc(install->component_count + 1, sizeof(*names));
+	const struct install_component *named = NULL;
+	int r;
+
+	if (!names)
+		return -ENOMEM;
+	for (size_t i = 0; i < install->component_count; i++) {
+		names[i] = install->components[i].bundle->name;
+		if (only && strcmp(only, names[i]) == 0)
+			named = &install->components[i];
+	}
+	r = config_check_bundle_components(&install->config, names, install->component_count, install->bundle_path,
+					   &problems);
+	free(names);
+	if (r == MLB_EINPUT)
+		config_problems_log(&problems, install->settings.config_path);
+	config_problems_release(&problems);
+	if (r < 0)
+		return r;
+	if (only && !named) {
+		log_error("component '%s' given to --only is not in the bundle '%s'; 'mlboot bundle inspect' lists "
+			  "its components", only, install->bundle_path);
+		return MLB_EUSAGE;
+	}
+	if (named && !named->listed) {
+		int key = config_component_of(only);
+
+		log_error("component '%s' given to --only is not listed in spec.components of '%s'; add %s to "
+			  "spec.components, or name a listed component", only, install->settings.config_path,
+			  key >= 0 ? config_component_key((enum config_component)key) : "its key");
+		return MLB_EINPUT;
+	}
+	return 0;
+}
+
+int install_components_select(struct install *install)
 {
 	const struct bundle_index *index = install->index;
-	int r = 0;
+	const struct config_components *settings = &install->config.components;
 
 	install->components = calloc(index->component_count ? index->component_count : 1,
 				     sizeof(*install->components));
@@ -112,8 +169,30 @@ static int read_components(struct install *install, struct install_crd_scopes *s
 		struct install_component *component = &install->components[i];
 
 		component->bundle = &index->components[i];
-		component->selected = !install->settings.only ||
-				      strcmp(install->settings.only, component->bundle->name) == 0;
+		component->namespace = component->bundle->namespace;
+		component->listed = config_component_selected(&install->config, component->bundle->name);
+		component->selected = component->listed && (!install->settings.only ||
+							     strcmp(install->settings.only, component->bundle->name) == 0);
+		if (settings->sample_model_namespace_at.line &&
+		    config_component_of(component->bundle->name) == CONFIG_COMPONENT_SAMPLE_MODEL)
+			component->namespace = settings->sample_model_namespace;
+		if (!component->listed)
+			log_info("component '%s' of the bundle is not listed in spec.components of '%s': not installed",
+				 component->bundle->name, install->settings.config_path);
+	}
+	return check_selection(install);
+}
+
+/* Reads the manifests of the listed components; the objects keep their file order for now. */
+static int read_components(struct install *install, struct install_crd_scopes *scopes)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < install->component_count; i++) {
+		struct install_component *component = &install->components[i];
+
+		if (!component->listed)
+			continue;
 		component->files = calloc(component->bundle->manifest_count + 1, sizeof(char *));
 		if (!component->files)
 			return -ENOMEM;
@@ -144,6 +223,79 @@ static int read_components(struct install *install, struct install_crd_scopes *s
 		}
 	}
 	return 0;
+}
+
+/*
+ * Sets KServe's default deployment mode to kserve.deploymentMode of
+ * mlboot.yaml (RawDeployment unless it says Serverless), in the
+ * inferenceservice-config ConfigMap of the bundle's KServe. Serverless
+ * needs Knative Serving, so it is an error when the bundle does not bring
+ * it.
+ */
+static int set_kserve_mode(struct install *install)
+{
+	const struct config_components *settings = &install->config.components;
+	bool serverless = settings->kserve_mode == CONFIG_KSERVE_SERVERLESS;
+	const char *mode = serverless ? "Serverless" : "RawDeployment";
+	bool knative = false;
+	char previous[64];
+
+	for (size_t c = 0; c < install->component_count; c++)
+		if (install->components[c].listed &&
+		    strcmp(install->components[c].bundle->name, "knative-serving") == 0)
+			knative = true;
+	for (size_t c = 0; c < install->component_count; c++) {
+		struct install_component *component = &install->components[c];
+
+		if (!component->listed || strcmp(component->bundle->name, "kserve") != 0)
+			continue;
+		if (serverless && !knative) {
+			char message[512];
+
+			snprintf(message, sizeof(message),
+				 "Serverless needs Knative Serving, which the bundle '%s' does not bring; set "
+				 "deploymentMode to RawDeployment, or use a bundle with the knative-serving "
+				 "component", install->bundle_path);
+			log_config_problem(install, settings->kserve_mode_at, "spec.components.kserve.deploymentMode",
+					   message);
+			return MLB_EINPUT;
+		}
+		for (size_t i = 0; i < component->object_count; i++) {
+			int r = install_kserve_set_deployment_mode(component->objects[i].doc, mode, previous,
+								   sizeof(previous));
+
+			if (r == -ENOMEM)
+				return r;
+			if (r == 0)
+				continue;
+			if (r < 0) {
+				log_error("the ConfigMap inferenceservice-config in '%s' has no \"deploy\" key holding "
+					  "a JSON object, so KServe's deployment mode cannot be set to %s; the bundle "
+					  "is damaged or its KServe is not supported", component->objects[i].file, mode);
+				return MLB_EINPUT;
+			}
+			if (strcmp(previous, mode) != 0)
+				log_info("kserve: default deployment mode set to %s (the bundle's manifests say %s)",
+					 mode, previous[0] ? previous : "none");
+			return 0;
+		}
+		log_warning("kserve: the bundle's KServe has no ConfigMap inferenceservice-config, so its "
+			    "default deployment mode stays as its manifests set it, not %s", mode);
+	}
+	return 0;
+}
+
+int install_components_read(struct install *install)
+{
+	int r;
+
+	install->crd_scopes = calloc(1, sizeof(*install->crd_scopes));
+	if (!install->crd_scopes)
+		return -ENOMEM;
+	r = read_components(install, install->crd_scopes);
+	if (r == 0)
+		r = set_kserve_mode(install);
+	return r;
 }
 
 /*
@@ -225,8 +377,16 @@ static int prepare_object(struct install *install, struct install_component *com
 			  component->bundle->name, description, object->file, kube_last_error());
 		return r;
 	}
+	if (component->namespace && component->bundle->namespace) {
+		r = install_object_move_namespace(object->doc, namespaced, component->bundle->namespace,
+						  component->namespace);
+		if (r < 0)
+			return r;
+		if (r > 0 && !install_object_is_namespace(object->doc, component->namespace))
+			component->rewrites.namespace_moved++;
+	}
 	r = install_object_rewrite(object->doc, component->bundle->name, platform_version,
-				   component->bundle->namespace, namespaced, &component->rewrites);
+				   component->namespace, namespaced, &component->rewrites);
 	if (r < 0)
 		return r;
 	object->wave = install_object_wave(object->doc, namespaced);
@@ -262,11 +422,12 @@ static bool bundle_defines_namespace(const struct install *install, const char *
 static int add_component_namespace(struct install *install, struct install_component *component,
 				   const struct install_crd_scopes *scopes)
 {
-	const char *namespace = component->bundle->namespace;
+	const char *namespace = component->namespace;
 	struct doc_node *doc;
 	int r;
 
-	if (!component->rewrites.namespace_added || !namespace || strcmp(namespace, "default") == 0 ||
+	if (!(component->rewrites.namespace_added || component->rewrites.namespace_moved) || !namespace ||
+	    strcmp(namespace, "default") == 0 ||
 	    bundle_defines_namespace(install, namespace))
 		return 0;
 	doc = install_namespace_new(namespace);
@@ -342,10 +503,14 @@ static int prepare_component(struct install *install, struct install_component *
 	if (component->rewrites.pull_policy)
 		log_info("component '%s': set imagePullPolicy Always to IfNotPresent in %u containers (no registry "
 			 "is reachable)", component->bundle->name, component->rewrites.pull_policy);
+	if (component->rewrites.namespace_moved)
+		log_info("component '%s': moved %u objects from namespace '%s' to '%s' (sampleModel.namespace)",
+			 component->bundle->name, component->rewrites.namespace_moved, component->bundle->namespace,
+			 component->namespace);
 	if (component->rewrites.namespace_added)
 		log_info("component '%s': put %u namespaced objects without a namespace in '%s'",
 			 component->bundle->name, component->rewrites.namespace_added,
-			 component->bundle->namespace ? component->bundle->namespace : "default");
+			 component->namespace ? component->namespace : "default");
 	r = 0;
 out:
 	free(sorted);
@@ -353,24 +518,13 @@ out:
 	return r;
 }
 
-int install_components_load(struct install *install)
+int install_components_prepare(struct install *install)
 {
-	struct install_crd_scopes scopes = { 0 };
-	bool only_found = !install->settings.only;
-	int r;
+	int r = 0;
 
-	r = read_components(install, &scopes);
-	for (size_t i = 0; r == 0 && i < install->component_count; i++) {
-		r = prepare_component(install, &install->components[i], &scopes);
-		if (install->components[i].selected)
-			only_found = true;
-	}
-	if (r == 0 && !only_found) {
-		log_error("component '%s' given to --only is not in the bundle; 'mlboot bundle inspect' lists them",
-			  install->settings.only);
-		r = MLB_EUSAGE;
-	}
-	install_crd_scopes_release(&scopes);
+	for (size_t i = 0; r == 0 && i < install->component_count; i++)
+		if (install->components[i].listed)
+			r = prepare_component(install, &install->components[i], install->crd_scopes);
 	return r;
 }
 

@@ -217,6 +217,58 @@ fail:
 	return NULL;
 }
 
+int install_object_move_namespace(struct doc_node *object, bool namespaced, const char *from, const char *to)
+{
+	struct doc_node *metadata = doc_get_mutable(object, "metadata");
+	const char *current;
+
+	if (!metadata || metadata->type != DOC_MAP || strcmp(from, to) == 0)
+		return 0;
+	if (install_object_is_namespace(object, from))
+		return doc_map_set_string(metadata, "name", to) < 0 ? -ENOMEM : 1;
+	current = doc_get_string(metadata, "namespace");
+	if (!namespaced || !current || strcmp(current, from) != 0)
+		return 0;
+	return doc_map_set_string(metadata, "namespace", to) < 0 ? -ENOMEM : 1;
+}
+
+int install_kserve_set_deployment_mode(struct doc_node *object, const char *mode, char *previous,
+				       size_t previous_size)
+{
+	struct doc_node *data = doc_get_mutable(object, "data");
+	const char *deploy = doc_find_string(object, "data", "deploy", NULL);
+	struct doc_node *settings = NULL;
+	struct buf json = BUF_INIT(1 << 16);
+	struct doc_error error;
+	const char *current;
+	int r;
+
+	if (!doc_string_equals(doc_get(object, "apiVersion"), "v1") ||
+	    !doc_string_equals(doc_get(object, "kind"), "ConfigMap") ||
+	    !doc_string_equals(doc_find(object, "metadata", "name", NULL), "inferenceservice-config"))
+		return 0;
+	if (!data || data->type != DOC_MAP || !deploy)
+		return MLB_EINPUT;
+	/* The value is JSON, which the YAML parser reads too. */
+	r = doc_parse(deploy, strlen(deploy), NULL, &settings, &error);
+	if (r < 0)
+		return r == -ENOMEM ? r : MLB_EINPUT;
+	if (settings->type != DOC_MAP) {
+		doc_free(settings);
+		return MLB_EINPUT;
+	}
+	current = doc_get_string(settings, "defaultDeploymentMode");
+	snprintf(previous, previous_size, "%s", current ? current : "");
+	r = doc_map_set_string(settings, "defaultDeploymentMode", mode);
+	if (r == 0)
+		r = doc_write_json(settings, &json);
+	if (r == 0)
+		r = doc_map_set_string(data, "deploy", buf_str(&json));
+	doc_free(settings);
+	buf_release(&json);
+	return r < 0 ? -ENOMEM : 1;
+}
+
 void install_object_describe(const struct doc_node *object, char *out, size_t size)
 {
 	const char *kind = doc_get_string(object, "kind");

@@ -32,19 +32,32 @@ static const struct command *command_find(const char *name)
 	return NULL;
 }
 
+static const char help_usage[] =
+	"usage: mlboot help [COMMAND]\n"
+	"\n"
+	"Without COMMAND, lists the commands and the global options; with it,\n"
+	"shows the help of that command, as 'mlboot COMMAND --help' does.\n";
+
 int cmd_help(int argc, char **argv)
 {
 	const struct command *command;
 
 	if (argc > 2)
 		return cli_usage_error("help", "too many arguments");
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		fputs(help_usage, stdout);
+		return 0;
+	}
 	if (argc == 2) {
 		char help_option[] = "--help";
 		char *help_argv[] = { argv[1], help_option, NULL };
 
 		command = command_find(argv[1]);
-		if (!command)
-			return cli_usage_error("help", "unknown command '%s'", argv[1]);
+		if (!command) {
+			log_error("unknown command '%s'", argv[1]);
+			log_notice("run 'mlboot help' for the list of commands");
+			return MLB_EUSAGE;
+		}
 		if (command->run == cmd_help)
 			argc = 1;
 		else

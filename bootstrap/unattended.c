@@ -749,6 +749,7 @@ static int final_check(struct install *install, struct report *report)
 	struct check_options options;
 	struct check_platform platform;
 	struct bundle_report problems;
+	struct config_problems config_problems = { 0 };
 	int r;
 
 	memset(&platform, 0, sizeof(platform));
@@ -767,6 +768,12 @@ static int final_check(struct install *install, struct report *report)
 			log_warning("bundle '%s': %s", install->bundle_path, problems.messages[i]);
 		goto out;
 	}
+	/* The install checked spec.components against this bundle already, so no problem is expected here. */
+	r = check_platform_select(&platform, &install->config, install->bundle_path, &config_problems);
+	if (r < 0) {
+		config_problems_log(&config_problems, install->settings.config_path);
+		goto out;
+	}
 	r = report_set_bundle(report, platform.description);
 	if (r < 0)
 		goto out;
@@ -777,6 +784,7 @@ static int final_check(struct install *install, struct report *report)
 out:
 	check_platform_release(&platform);
 	bundle_report_release(&problems);
+	config_problems_release(&config_problems);
 	return r;
 }
 

@@ -195,6 +195,10 @@ for node in "${nodes[@]}"; do
 done
 check "every object of every manifest is applied with mlboot's labels" every_object_applied
 check "webhooks annotated for CA injection have a caBundle" injected_webhooks_have_ca
+# KServe's manifests default to Serverless; this bundle has no Knative Serving.
+kserve_mode=$(standin_kubectl -n kserve get configmap inferenceservice-config -o jsonpath='{.data.deploy}')
+check "KServe's default deployment mode set to RawDeployment (got: $kserve_mode)" \
+	test "$kserve_mode" = '{"defaultDeploymentMode":"RawDeployment"}'
 failures=$(standin_stats_failures)
 check "the gates held: the stand-in saw no failed request${failures:+ ($failures)}" test -z "$failures"
 

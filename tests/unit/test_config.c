@@ -47,7 +47,8 @@ static const struct bad_case bad_cases[] = {
 	{ "bad-local-and-ssh.yaml", 10, 7, "spec.hosts[0].ssh", "local: true and ssh are both given", 1 },
 	{ "bad-no-ssh.yaml", 10, 7, "spec.hosts[1].ssh", "missing required field \"ssh\"", 1 },
 	{ "bad-port-range.yaml", 14, 15, "spec.hosts[1].ssh.port", "invalid port \"70000\": use 1-65535", 1 },
-	{ "bad-port-string.yaml", 14, 15, "spec.hosts[1].ssh.port", "invalid port \"22\": expected a whole number from 1 to 65535", 1 },
+	{ "bad-port-string.yaml", 14, 15, "spec.hosts[1].ssh.port", "invalid port \"22\": expected a whole number from 1 to 65535, got a string: remove the quotes", 1 },
+	{ "bad-parallelism-string.yaml", 10, 16, "spec.parallelism", "invalid parallelism \"8\": expected a whole number from 1 to 256, got a string: remove the quotes", 1 },
 	{ "bad-host-key.yaml", 14, 18, "spec.hosts[1].ssh.hostKey", "invalid host key \"SHA256:short\"", 1 },
 	{ "bad-host-key-bits.yaml", 14, 18, "spec.hosts[1].ssh.hostKey", "43 base64 characters", 1 },
 	{ "bad-address.yaml", 12, 22, "spec.hosts[1].ssh.address", "invalid address \"host name\"", 1 },
@@ -70,8 +71,10 @@ static const struct bad_case bad_cases[] = {
 	{ "bad-key-is-folder.yaml", 14, 18, "spec.hosts[1].ssh.keyPath", "not a regular file", 1 },
 	{ "bad-passphrase-without-key.yaml", 14, 24, "spec.hosts[1].ssh.passphraseEnv", "passphraseEnv needs keyPath", 1 },
 	{ "bad-bundle-scheme.yaml", 6, 11, "spec.bundle", "unsupported URL scheme", 1 },
+	{ "bad-bundle-http.yaml", 6, 11, "spec.bundle", "invalid bundle URL \"http://mirror.example.internal/platform.bundle\": mlboot install downloads only https:// URLs", 1 },
 	{ "bad-images-mode.yaml", 10, 18, "spec.images.mode", "invalid mode \"registry\": only containerd is supported", 1 },
 	{ "bad-istio-profile.yaml", 12, 22, "spec.components.istio.profile", "invalid profile \"minimal\"", 1 },
+	{ "bad-istio-profile-demo.yaml", 12, 22, "spec.components.istio.profile", "invalid profile \"demo\": mlboot cannot change Istio's profile", 1 },
 	{ "bad-kserve-mode.yaml", 13, 30, "spec.components.kserve.deploymentMode", "invalid deployment mode \"ModelMesh\"", 1 },
 	{ "bad-component-needs.yaml", 12, 5, "spec.components.kserve", "kserve needs certManager, which is not listed", 1 },
 	{ "bad-component-type.yaml", 11, 18, "spec.components.certManager", "expected a map (use {} for the defaults), got a boolean", 1 },
@@ -282,9 +285,12 @@ static void test_good_full_values(void **state)
 
 	assert_false(config.images_pin);
 	assert_true(config.components.argocd);
-	assert_string_equal(config.components.istio_profile, "demo");
+	assert_true(config.components.listed);
+	assert_string_equal(config.components.istio_profile, "default");
 	assert_int_equal(config.components.kserve_mode, CONFIG_KSERVE_SERVERLESS);
+	assert_int_equal(config.components.kserve_mode_at.line, 36);
 	assert_string_equal(config.components.sample_model_namespace, "models");
+	assert_int_equal(config.components.sample_model_namespace_at.line, 39);
 	assert_int_equal(config.component_timeout, 90);
 	assert_int_equal(config.install_timeout, 5400);
 	assert_string_equal(config.state_dir, "/srv/mlboot");
@@ -309,6 +315,164 @@ static void test_components_listed_only(void **state)
 	assert_false(config.components.kserve);
 	assert_false(config.components.kubeflow);
 	assert_false(config.components.sample_model);
+	config_release(&config);
+}
+
+static const char components_text[] =
+	"apiVersion: mlboot.dev/v1alpha1\nkind: Platform\nmetadata: {name: a}\n"
+	"spec:\n  hosts: [{name: cp1, role: control-plane, local: true}]\n"
+	"  components:\n"
+	"    certManager: {}\n"
+	"    argocd: {}\n";
+
+static void test_components_not_given(void **state)
+{
+	static const char text[] =
+		"apiVersion: mlboot.dev/v1alpha1\nkind: Platform\nmetadata: {name: a}\n"
+		"spec:\n  hosts: [{name: cp1, role: control-plane, local: true}]\n";
+	static const char *const bundle[] = { "cert-manager" };
+	struct config_problems problems = { 0 };
+	struct config config;
+
+	(void)state;
+	assert_int_equal(config_parse("c.yaml", text, strlen(text), &config, &problems), 0);
+	assert_false(config.components.listed);
+	assert_true(config_component_selected(&config, "kubeflow"));
+	assert_true(config_component_selected(&config, "knative-serving"));
+	assert_true(config_component_selected(&config, "custom-part"));
+	assert_int_equal(config.components.at[CONFIG_COMPONENT_CERT_MANAGER].line, 0);
+	assert_int_equal(config.components.kserve_mode_at.line, 0);
+	assert_int_equal(config.components.sample_model_namespace_at.line, 0);
+	/* Without spec.components a bundle of any components fits. */
+	assert_int_equal(config_check_bundle_components(&config, bundle, 1, "b.bundle", &problems), 0);
+	assert_int_equal(problems.count, 0);
+	config_release(&config);
+}
+
+static void test_components_empty_rejected(void **state)
+{
+	static const char text[] =
+		"apiVersion: mlboot.dev/v1alpha1\nkind: Platform\nmetadata: {name: a}\n"
+		"spec:\n  hosts: [{name: cp1, role: control-plane, local: true}]\n"
+		"  components: {}\n";
+	struct config_problems problems = { 0 };
+	struct config config;
+
+	(void)state;
+	assert_int_equal(config_parse("c.yaml", text, strlen(text), &config, &problems), MLB_EINPUT);
+	assert_int_equal(problems.count, 1);
+	assert_string_equal(problems.items[0].field, "spec.components");
+	assert_int_equal(problems.items[0].line, 6);
+	assert_non_null(strstr(problems.items[0].message, "lists no component"));
+	config_problems_release(&problems);
+}
+
+static void test_component_names_mapped(void **state)
+{
+	static const struct {
+		const char *bundle_name;
+		int component;
+	} cases[] = {
+		{ "cert-manager", CONFIG_COMPONENT_CERT_MANAGER }, { "istio", CONFIG_COMPONENT_ISTIO },
+		{ "knative-serving", CONFIG_COMPONENT_KSERVE },    { "kserve", CONFIG_COMPONENT_KSERVE },
+		{ "kubeflow", CONFIG_COMPONENT_KUBEFLOW },         { "argocd", CONFIG_COMPONENT_ARGOCD },
+		{ "sample-model", CONFIG_COMPONENT_SAMPLE_MODEL }, { "certManager", -1 },
+		{ "sampleModel", -1 },                             { "custom-part", -1 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		if (config_component_of(cases[i].bundle_name) != cases[i].component)
+			print_message("%s: got %d\n", cases[i].bundle_name, config_component_of(cases[i].bundle_name));
+		assert_int_equal(config_component_of(cases[i].bundle_name), cases[i].component);
+	}
+	assert_string_equal(config_component_key(CONFIG_COMPONENT_SAMPLE_MODEL), "sampleModel");
+	assert_string_equal(config_component_bundle_name(CONFIG_COMPONENT_SAMPLE_MODEL), "sample-model");
+	assert_string_equal(config_component_key(CONFIG_COMPONENT_CERT_MANAGER), "certManager");
+	assert_string_equal(config_component_bundle_name(CONFIG_COMPONENT_CERT_MANAGER), "cert-manager");
+	assert_null(config_component_key(CONFIG_COMPONENT_COUNT));
+}
+
+static void test_components_selected(void **state)
+{
+	static const char with_kserve[] =
+		"apiVersion: mlboot.dev/v1alpha1\nkind: Platform\nmetadata: {name: a}\n"
+		"spec:\n  hosts: [{name: cp1, role: control-plane, local: true}]\n"
+		"  components: {certManager: {}, istio: {}, kserve: {}}\n";
+	struct config_problems problems = { 0 };
+	struct config config;
+
+	(void)state;
+	assert_int_equal(config_parse("c.yaml", components_text, strlen(components_text), &config, &problems), 0);
+	assert_true(config.components.listed);
+	assert_true(config_component_selected(&config, "cert-manager"));
+	assert_true(config_component_selected(&config, "argocd"));
+	assert_false(config_component_selected(&config, "istio"));
+	assert_false(config_component_selected(&config, "kserve"));
+	assert_false(config_component_selected(&config, "knative-serving"));
+	assert_false(config_component_selected(&config, "kubeflow"));
+	assert_false(config_component_selected(&config, "sample-model"));
+	assert_false(config_component_selected(&config, "custom-part"));
+	assert_int_equal(config.components.at[CONFIG_COMPONENT_CERT_MANAGER].line, 7);
+	assert_int_equal(config.components.at[CONFIG_COMPONENT_CERT_MANAGER].column, 5);
+	assert_int_equal(config.components.at[CONFIG_COMPONENT_ARGOCD].line, 8);
+	assert_int_equal(config.components.at[CONFIG_COMPONENT_ISTIO].line, 0);
+	config_release(&config);
+
+	assert_int_equal(config_parse("c.yaml", with_kserve, strlen(with_kserve), &config, &problems), 0);
+	assert_true(config_component_selected(&config, "kserve"));
+	assert_true(config_component_selected(&config, "knative-serving"));
+	assert_false(config_component_selected(&config, "argocd"));
+	config_release(&config);
+}
+
+static void test_bundle_lacks_listed_component(void **state)
+{
+	static const char *const bundle[] = { "cert-manager", "istio", "kserve" };
+	static const char *const full[] = { "cert-manager", "istio", "argocd" };
+	struct config_problems problems = { 0 };
+	struct config config;
+	char *line;
+
+	(void)state;
+	assert_int_equal(config_parse("c.yaml", components_text, strlen(components_text), &config, &problems), 0);
+	assert_int_equal(config_check_bundle_components(&config, full, ARRAY_SIZE(full), "lab.bundle", &problems), 0);
+	assert_int_equal(problems.count, 0);
+	assert_int_equal(config_check_bundle_components(&config, bundle, ARRAY_SIZE(bundle), "lab.bundle", &problems),
+			 MLB_EINPUT);
+	assert_int_equal(problems.count, 1);
+	line = config_problem_format(&problems.items[0], "c.yaml");
+	assert_non_null(line);
+	assert_string_equal(line, "c.yaml:8:5: spec.components.argocd: argocd is listed, but the bundle 'lab.bundle' "
+				  "has no component 'argocd': remove argocd from spec.components, or use a bundle "
+				  "that has it");
+	free(line);
+	config_problems_release(&problems);
+	config_release(&config);
+}
+
+static void test_sample_model_namespace_position(void **state)
+{
+	static const char text[] =
+		"apiVersion: mlboot.dev/v1alpha1\nkind: Platform\nmetadata: {name: a}\n"
+		"spec:\n  hosts: [{name: cp1, role: control-plane, local: true}]\n"
+		"  components:\n"
+		"    certManager: {}\n"
+		"    istio: {profile: default}\n"
+		"    kserve: {deploymentMode: RawDeployment}\n"
+		"    sampleModel: {namespace: zzz}\n";
+	struct config_problems problems = { 0 };
+	struct config config;
+
+	(void)state;
+	assert_int_equal(config_parse("c.yaml", text, strlen(text), &config, &problems), 0);
+	assert_string_equal(config.components.sample_model_namespace, "zzz");
+	assert_int_equal(config.components.sample_model_namespace_at.line, 10);
+	assert_int_equal(config.components.sample_model_namespace_at.column, 30);
+	assert_int_equal(config.components.kserve_mode, CONFIG_KSERVE_RAW_DEPLOYMENT);
+	assert_int_equal(config.components.kserve_mode_at.line, 9);
+	assert_int_equal(config.components.kserve_mode_at.column, 30);
+	assert_string_equal(config.components.istio_profile, "default");
 	config_release(&config);
 }
 
@@ -758,6 +922,12 @@ int main(void)
 		cmocka_unit_test(test_good_minimal_defaults),
 		cmocka_unit_test(test_good_full_values),
 		cmocka_unit_test(test_components_listed_only),
+		cmocka_unit_test(test_components_not_given),
+		cmocka_unit_test(test_components_empty_rejected),
+		cmocka_unit_test(test_component_names_mapped),
+		cmocka_unit_test(test_components_selected),
+		cmocka_unit_test(test_bundle_lacks_listed_component),
+		cmocka_unit_test(test_sample_model_namespace_position),
 		cmocka_unit_test(test_duration_parsing),
 		cmocka_unit_test(test_host_key_form),
 		cmocka_unit_test_setup_teardown(test_key_permissions, scratch_setup, scratch_teardown),

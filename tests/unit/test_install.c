@@ -382,6 +382,239 @@ static void node_listing_rejected(void **state)
 	assert_string_equal(install_oci_arch("armv7l"), "arm");
 }
 
+/* The component names of the project's test platform, in its order. */
+static const char *const platform_names[] = {
+	"cert-manager", "istio", "kserve", "kubeflow", "argocd", "sample-model",
+};
+
+/* An install with a parsed mlboot.yaml and a bundle index of the given components; nothing is opened. */
+struct select_fixture {
+	struct install install;
+	struct bundle_component components[8];
+	struct bundle_index index;
+};
+
+static void select_fixture_init(struct select_fixture *fixture, const char *components_yaml,
+				const char *const *names, size_t count, const char *only)
+{
+	struct config_problems problems = { 0 };
+	char text[1024];
+
+	memset(fixture, 0, sizeof(*fixture));
+	snprintf(text, sizeof(text),
+		 "apiVersion: mlboot.dev/v1alpha1\nkind: Platform\nmetadata: {name: a}\n"
+		 "spec:\n  hosts: [{name: cp1, role: control-plane, local: true}]\n%s", components_yaml);
+	assert_int_equal(config_parse("lab.yaml", text, strlen(text), &fixture->install.config, &problems), 0);
+	assert_true(count <= ARRAY_SIZE(fixture->components));
+	for (size_t i = 0; i < count; i++) {
+		fixture->components[i].name = (char *)names[i];
+		fixture->components[i].namespace = strcmp(names[i], "sample-model") == 0 ? (char *)"ml" : NULL;
+	}
+	fixture->index.components = fixture->components;
+	fixture->index.component_count = count;
+	fixture->install.index = &fixture->index;
+	fixture->install.bundle_path = "lab.bundle";
+	fixture->install.settings.config_path = "lab.yaml";
+	fixture->install.settings.only = only;
+}
+
+static void select_fixture_release(struct select_fixture *fixture)
+{
+	install_components_release(&fixture->install);
+	config_release(&fixture->install.config);
+}
+
+static const struct install_component *selected_component(const struct select_fixture *fixture, const char *name)
+{
+	for (size_t i = 0; i < fixture->install.component_count; i++)
+		if (strcmp(fixture->install.components[i].bundle->name, name) == 0)
+			return &fixture->install.components[i];
+	fail_msg("component %s is not in the install", name);
+	return NULL;
+}
+
+static void select_listed_components_only(void **state)
+{
+	struct select_fixture fixture;
+
+	(void)state;
+	select_fixture_init(&fixture, "  components: {certManager: {}, argocd: {}}\n", platform_names,
+			    ARRAY_SIZE(platform_names), NULL);
+	assert_int_equal(install_components_select(&fixture.install), 0);
+	assert_int_equal(fixture.install.component_count, ARRAY_SIZE(platform_names));
+	assert_true(selected_component(&fixture, "cert-manager")->selected);
+	assert_true(selected_component(&fixture, "argocd")->selected);
+	assert_false(selected_component(&fixture, "istio")->listed);
+	assert_false(selected_component(&fixture, "istio")->selected);
+	assert_false(selected_component(&fixture, "kserve")->selected);
+	assert_false(selected_component(&fixture, "kubeflow")->selected);
+	assert_false(selected_component(&fixture, "sample-model")->selected);
+	select_fixture_release(&fixture);
+}
+
+static void select_every_component_by_default(void **state)
+{
+	static const char *const names[] = { "cert-manager", "istio", "knative-serving", "kserve", "custom-part" };
+	struct select_fixture fixture;
+
+	(void)state;
+	select_fixture_init(&fixture, "", names, ARRAY_SIZE(names), NULL);
+	assert_int_equal(install_components_select(&fixture.install), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		assert_true(selected_component(&fixture, names[i])->listed);
+		assert_true(selected_component(&fixture, names[i])->selected);
+	}
+	select_fixture_release(&fixture);
+}
+
+static void select_knative_goes_with_kserve(void **state)
+{
+	static const char *const names[] = { "cert-manager", "istio", "knative-serving", "kserve", "argocd" };
+	struct select_fixture fixture;
+
+	(void)state;
+	select_fixture_init(&fixture, "  components: {certManager: {}, istio: {}, kserve: {}}\n", names,
+			    ARRAY_SIZE(names), NULL);
+	assert_int_equal(install_components_select(&fixture.install), 0);
+	assert_true(selected_component(&fixture, "knative-serving")->selected);
+	assert_true(selected_component(&fixture, "kserve")->selected);
+	assert_false(selected_component(&fixture, "argocd")->selected);
+	select_fixture_release(&fixture);
+}
+
+static void select_only_narrows_listed(void **state)
+{
+	struct select_fixture fixture;
+
+	(void)state;
+	select_fixture_init(&fixture, "  components: {certManager: {}, argocd: {}}\n", platform_names,
+			    ARRAY_SIZE(platform_names), "argocd");
+	assert_int_equal(install_components_select(&fixture.install), 0);
+	assert_true(selected_component(&fixture, "argocd")->selected);
+	assert_true(selected_component(&fixture, "cert-manager")->listed);
+	assert_false(selected_component(&fixture, "cert-manager")->selected);
+	assert_false(selected_component(&fixture, "kubeflow")->selected);
+	select_fixture_release(&fixture);
+}
+
+static void select_only_unlisted_rejected(void **state)
+{
+	struct select_fixture fixture;
+
+	(void)state;
+	select_fixture_init(&fixture, "  components: {certManager: {}, argocd: {}}\n", platform_names,
+			    ARRAY_SIZE(platform_names), "kubeflow");
+	assert_int_equal(install_components_select(&fixture.install), MLB_EINPUT);
+	select_fixture_release(&fixture);
+}
+
+static void select_only_unknown_rejected(void **state)
+{
+	struct select_fixture fixture;
+
+	(void)state;
+	select_fixture_init(&fixture, "", platform_names, ARRAY_SIZE(platform_names), "nosuch");
+	assert_int_equal(install_components_select(&fixture.install), MLB_EUSAGE);
+	select_fixture_release(&fixture);
+}
+
+static void select_bundle_lacks_listed(void **state)
+{
+	static const char *const names[] = { "cert-manager", "istio", "kserve" };
+	struct select_fixture fixture;
+
+	(void)state;
+	select_fixture_init(&fixture, "  components: {certManager: {}, argocd: {}}\n", names, ARRAY_SIZE(names),
+			    NULL);
+	assert_int_equal(install_components_select(&fixture.install), MLB_EINPUT);
+	select_fixture_release(&fixture);
+}
+
+static void select_sample_model_namespace(void **state)
+{
+	static const char components[] =
+		"  components:\n    certManager: {}\n    istio: {}\n    kserve: {}\n    sampleModel: {namespace: zzz}\n";
+	struct select_fixture fixture;
+
+	(void)state;
+	select_fixture_init(&fixture, components, platform_names, ARRAY_SIZE(platform_names), NULL);
+	assert_int_equal(install_components_select(&fixture.install), 0);
+	assert_string_equal(selected_component(&fixture, "sample-model")->namespace, "zzz");
+	assert_null(selected_component(&fixture, "kserve")->namespace);
+	select_fixture_release(&fixture);
+
+	/* Without the setting, the bundle's namespace stays. */
+	select_fixture_init(&fixture, "", platform_names, ARRAY_SIZE(platform_names), NULL);
+	assert_int_equal(install_components_select(&fixture.install), 0);
+	assert_string_equal(selected_component(&fixture, "sample-model")->namespace, "ml");
+	select_fixture_release(&fixture);
+}
+
+static void move_namespace_of_objects(void **state)
+{
+	struct doc_node *space = parse("apiVersion: v1\nkind: Namespace\nmetadata: {name: ml}\n");
+	struct doc_node *service = parse("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\n"
+					 "metadata: {name: iris, namespace: ml}\n");
+	struct doc_node *other = parse("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: kserve}\n");
+	struct doc_node *role = parse("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\n"
+				      "metadata: {name: ml}\n");
+
+	(void)state;
+	assert_int_equal(install_object_move_namespace(space, false, "ml", "zzz"), 1);
+	assert_string_equal(doc_find_string(space, "metadata", "name", NULL), "zzz");
+	assert_int_equal(install_object_move_namespace(service, true, "ml", "zzz"), 1);
+	assert_string_equal(doc_find_string(service, "metadata", "namespace", NULL), "zzz");
+	assert_int_equal(install_object_move_namespace(other, true, "ml", "zzz"), 0);
+	assert_string_equal(doc_find_string(other, "metadata", "namespace", NULL), "kserve");
+	assert_int_equal(install_object_move_namespace(role, false, "ml", "zzz"), 0);
+	assert_string_equal(doc_find_string(role, "metadata", "name", NULL), "ml");
+	doc_free(space);
+	doc_free(service);
+	doc_free(other);
+	doc_free(role);
+}
+
+static void kserve_mode_set_in_configmap(void **state)
+{
+	struct doc_node *raw = parse("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: inferenceservice-config}\n"
+				     "data:\n  deploy: '{\"defaultDeploymentMode\": \"RawDeployment\"}'\n");
+	struct doc_node *serverless = parse("apiVersion: v1\nkind: ConfigMap\n"
+					    "metadata: {name: inferenceservice-config, namespace: kserve}\n"
+					    "data:\n  deploy: |-\n    {\n      \"defaultDeploymentMode\": \"Serverless\"\n    }\n");
+	struct doc_node *without = parse("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: inferenceservice-config}\n"
+					 "data:\n  deploy: '{\"other\": 1}'\n");
+	struct doc_node *not_object = parse("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: inferenceservice-config}\n"
+					    "data:\n  deploy: '[1, 2]'\n");
+	struct doc_node *other = parse("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config}\n"
+				       "data:\n  deploy: '{\"defaultDeploymentMode\": \"Serverless\"}'\n");
+	char previous[64];
+
+	(void)state;
+	assert_int_equal(install_kserve_set_deployment_mode(raw, "RawDeployment", previous, sizeof(previous)), 1);
+	assert_string_equal(previous, "RawDeployment");
+	assert_string_equal(doc_find_string(raw, "data", "deploy", NULL), "{\"defaultDeploymentMode\":\"RawDeployment\"}");
+
+	assert_int_equal(install_kserve_set_deployment_mode(serverless, "RawDeployment", previous, sizeof(previous)), 1);
+	assert_string_equal(previous, "Serverless");
+	assert_string_equal(doc_find_string(serverless, "data", "deploy", NULL),
+			    "{\"defaultDeploymentMode\":\"RawDeployment\"}");
+
+	assert_int_equal(install_kserve_set_deployment_mode(without, "Serverless", previous, sizeof(previous)), 1);
+	assert_string_equal(previous, "");
+	assert_string_equal(doc_find_string(without, "data", "deploy", NULL),
+			    "{\"other\":1,\"defaultDeploymentMode\":\"Serverless\"}");
+
+	assert_int_equal(install_kserve_set_deployment_mode(not_object, "RawDeployment", previous, sizeof(previous)),
+			 MLB_EINPUT);
+	assert_int_equal(install_kserve_set_deployment_mode(other, "RawDeployment", previous, sizeof(previous)), 0);
+	assert_string_equal(doc_find_string(other, "data", "deploy", NULL), "{\"defaultDeploymentMode\": \"Serverless\"}");
+	doc_free(raw);
+	doc_free(serverless);
+	doc_free(without);
+	doc_free(not_object);
+	doc_free(other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -402,6 +635,16 @@ int main(void)
 		cmocka_unit_test(model_storage_must_be_local),
 		cmocka_unit_test(node_listing_parsed),
 		cmocka_unit_test(node_listing_rejected),
+		cmocka_unit_test(select_listed_components_only),
+		cmocka_unit_test(select_every_component_by_default),
+		cmocka_unit_test(select_knative_goes_with_kserve),
+		cmocka_unit_test(select_only_narrows_listed),
+		cmocka_unit_test(select_only_unlisted_rejected),
+		cmocka_unit_test(select_only_unknown_rejected),
+		cmocka_unit_test(select_bundle_lacks_listed),
+		cmocka_unit_test(select_sample_model_namespace),
+		cmocka_unit_test(move_namespace_of_objects),
+		cmocka_unit_test(kserve_mode_set_in_configmap),
 	};
 
 	log_set_level(LOG_CRIT);
