@@ -152,7 +152,7 @@ static enum plan_action plan_object(struct install *install, struct install_obje
 		goto out;
 	}
 	if (response.status < 200 || response.status > 299) {
-		char *status_message = install_status_message(&response.body);
+		char *status_message = kube_status_message(&response.body);
 
 		snprintf(why, size, "the server-side dry run was rejected (HTTP %ld): %s", response.status,
 			 status_message ? status_message : "no message");

@@ -226,11 +226,10 @@ static int read_components(struct install *install, struct install_crd_scopes *s
 }
 
 /*
- * Sets KServe's default deployment mode to kserve.deploymentMode of
- * mlboot.yaml (RawDeployment unless it says Serverless), in the
- * inferenceservice-config ConfigMap of the bundle's KServe. Serverless
- * needs Knative Serving, so it is an error when the bundle does not bring
- * it.
+ * Sets KServe's default deployment mode in the inferenceservice-config
+ * ConfigMap of the bundle's KServe to kserve.deploymentMode of mlboot.yaml
+ * (RawDeployment unless it is Serverless). Serverless needs Knative
+ * Serving, so it is an error when the bundle does not bring it.
  */
 static int set_kserve_mode(struct install *install)
 {
@@ -551,24 +550,6 @@ int install_object_resolve(struct install *install, struct install_object *objec
 				  &object->path);
 }
 
-char *install_status_message(const struct buf *body)
-{
-	struct doc_node *root = NULL;
-	struct doc_error error;
-	const char *message;
-	char *copy = NULL;
-
-	if (body->len == 0 || body->len > 1024 * 1024)
-		return NULL;
-	if (doc_parse(body->data, body->len, NULL, &root, &error) < 0)
-		return NULL;
-	message = doc_get_string(root, "message");
-	if (message && *message)
-		copy = strdup(message);
-	doc_free(root);
-	return copy;
-}
-
 int install_send_apply(struct kube_client *client, const struct install_object *object, bool dry_run,
 		       struct kube_response *response)
 {
@@ -625,7 +606,7 @@ static void apply_one(struct kube_client *client, struct apply_item *item)
 	if (item->result == 0) {
 		item->status = response.status;
 		if (response.status < 200 || response.status > 299) {
-			item->message = install_status_message(&response.body);
+			item->message = kube_status_message(&response.body);
 			item->result = MLB_EFAILED;
 		}
 	} else {

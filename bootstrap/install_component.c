@@ -150,7 +150,7 @@ static int issuer_probe(struct install *install, const char *namespace, char *wh
 	if (r == 0 && response.status >= 200 && response.status <= 299) {
 		ready = 1;
 	} else if (r == 0) {
-		char *message = install_status_message(&response.body);
+		char *message = kube_status_message(&response.body);
 
 		snprintf(why, size, "a dry run of an Issuer was rejected (HTTP %ld): %s", response.status,
 			 message ? message : "no message");

@@ -12,8 +12,6 @@
 /* Sets object->path from discovery (the kind must be served by now) and, when asked, its resource. */
 int install_object_resolve(struct install *install, struct install_object *object,
 			   const struct kube_resource **resource);
-/* The message of a Status body; NULL when there is none. Caller frees. */
-char *install_status_message(const struct buf *body);
 /* One server-side apply PATCH of object->path; the response belongs to the caller. */
 int install_send_apply(struct kube_client *client, const struct install_object *object, bool dry_run,
 		       struct kube_response *response);

@@ -105,6 +105,9 @@ int kube_request(struct kube_client *client, const char *method, const char *pat
 		 const char *content_type, const void *body, size_t body_len,
 		 struct kube_response *response);
 
+/* Reads the "message" of a Status response body into a new string; NULL when there is none. */
+char *kube_status_message(const struct buf *body);
+
 /*
  * GET path and parse the JSON answer. A non-2xx status is an error:
  * MLB_EDENIED for 401/403, -ENOENT for 404, MLB_EFAILED otherwise, with the

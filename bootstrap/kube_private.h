@@ -64,8 +64,6 @@ struct kube_client {
  */
 int kube_fail(int r, const char *format, ...) __attribute__((format(printf, 2, 3)));
 
-/* Reads the "message" of a Status response into a new string (NULL when there is none). */
-char *kube_status_message(const struct buf *body);
 /*
  * Maps a non-2xx response to a result code and a message naming the request:
  * MLB_EDENIED for 401 and 403, -ENOENT for 404, MLB_EFAILED otherwise.
