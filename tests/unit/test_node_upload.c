@@ -337,7 +337,7 @@ static void test_split_corrupt_transfer_detected(void **state)
 {
 	struct fixture *f = *state;
 	const size_t size = 20 * MIB + 3;
-	/* The first read of byte 9 MiB + 5 is flipped: either the transfer or the hash sees it. */
+	/* The first read of byte 9 MiB + 5 is flipped, so the transfer or the hash reads the wrong byte. */
 	struct fault_source source = { .flip_once = true, .fault_at = 9 * MIB + 5 };
 	struct node_upload_stats stats;
 	struct node_error err = { "" };
@@ -443,117 +443,84 @@ static void test_split_longer_temporary_file_removed(void **state)
 }
 
 /*
- * Puts a "sync" first on PATH that logs its arguments to DIR/sync.log, one
- * call a line, and then runs the real one, or fails when given arguments
- * if fail_with_arguments.
+ * Uploads a 1000-byte source with request.sync set to sync and checks the
+ * destination. Meanwhile a "sync" first on PATH logs its arguments to
+ * DIR/sync.log, one call a line. Then it runs the real sync, unless
+ * fail_with_arguments and it got arguments: then it fails. Returns the log
+ * in out, or "none" when sync never ran.
  */
-static void install_logging_sync(struct fixture *f, bool fail_with_arguments, char *old_path,
-				 size_t old_path_size)
+static void upload_with_logging_sync(struct fixture *f, bool sync, bool fail_with_arguments,
+				     struct buf *out)
 {
-	char bin[128], script_path[160], script[512], path[4096];
+	struct node_upload request = {
+		.source_path = f->source,
+		.destination = f->destination,
+		.mode = 0640,
+		.sync = sync,
+	};
+	struct node_error err = { "" };
+	char bin[128], script_path[160], script[512], log_path[128], old_path[4096], path[4096 + 160];
 	const char *current = getenv("PATH");
+	unsigned char *data;
+	char hex[65];
 
+	remove_outputs(f);
+	data = write_source(f->source, 1000, 80, hex);
 	snprintf(bin, sizeof(bin), "%s/bin", f->dir);
 	assert_true(mkdir(bin, 0700) == 0 || errno == EEXIST);
+	snprintf(log_path, sizeof(log_path), "%s/sync.log", f->dir);
 	snprintf(script_path, sizeof(script_path), "%s/sync", bin);
-	snprintf(script, sizeof(script),
-		 "#!/bin/sh\necho \"$*\" >>'%s/sync.log'\n%s"
-		 "PATH=/usr/bin:/bin exec sync \"$@\"\n", f->dir,
-		 fail_with_arguments ? "[ $# -eq 0 ] || exit 1\n" : "");
+	snprintf(script, sizeof(script), "#!/bin/sh\necho \"$*\" >>'%s'\n%sPATH=/usr/bin:/bin exec sync \"$@\"\n",
+		 log_path, fail_with_arguments ? "[ $# -eq 0 ] || exit 1\n" : "");
 	assert_int_equal(file_write_atomic(script_path, script, strlen(script), 0700), 0);
-	snprintf(old_path, old_path_size, "%s", current ? current : "/usr/bin:/bin");
+	snprintf(old_path, sizeof(old_path), "%s", current ? current : "/usr/bin:/bin");
 	snprintf(path, sizeof(path), "%s:%s", bin, old_path);
 	assert_int_equal(setenv("PATH", path, 1), 0);
-}
 
-/* Returns the lines that the logging sync wrote, and removes the log. */
-static void read_sync_log(struct fixture *f, struct buf *out)
-{
-	char log_path[128];
+	assert_int_equal(node_upload(f->session, &request, NULL, &err), 0);
+	assert_int_equal(setenv("PATH", old_path, 1), 0);
 
-	snprintf(log_path, sizeof(log_path), "%s/sync.log", f->dir);
-	assert_int_equal(file_read_all(log_path, 1 << 16, out), 0);
+	if (access(log_path, F_OK) == 0)
+		assert_int_equal(file_read_all(log_path, 1 << 16, out), 0);
+	else
+		assert_int_equal(buf_append_str(out, "none"), 0);
 	unlink(log_path);
+	assert_file_sha256(f->destination, hex);
+	free(data);
 }
 
 static void test_sync_flushes_file_and_folder(void **state)
 {
 	struct fixture *f = *state;
-	struct node_upload request = {
-		.source_path = f->source,
-		.destination = f->destination,
-		.mode = 0640,
-		.sync = true,
-	};
-	struct node_error err = { "" };
 	struct buf log = BUF_INIT(1 << 16);
-	char old_path[4096], expected[512], hex[65];
-	unsigned char *data;
+	char expected[512];
 
-	remove_outputs(f);
-	data = write_source(f->source, 1000, 80, hex);
-	install_logging_sync(f, false, old_path, sizeof(old_path));
-	assert_int_equal(node_upload(f->session, &request, NULL, &err), 0);
-	assert_int_equal(setenv("PATH", old_path, 1), 0);
-
-	read_sync_log(f, &log);
+	upload_with_logging_sync(f, true, false, &log);
 	snprintf(expected, sizeof(expected), "-- %s\n-- %s/\n", f->part, f->dir);
 	assert_string_equal(buf_str(&log), expected);
-	assert_file_sha256(f->destination, hex);
 	buf_release(&log);
-	free(data);
 }
 
 static void test_sync_falls_back_to_global(void **state)
 {
 	struct fixture *f = *state;
-	struct node_upload request = {
-		.source_path = f->source,
-		.destination = f->destination,
-		.mode = 0640,
-		.sync = true,
-	};
-	struct node_error err = { "" };
 	struct buf log = BUF_INIT(1 << 16);
-	char old_path[4096], expected[512], hex[65];
-	unsigned char *data;
+	char expected[512];
 
-	remove_outputs(f);
-	data = write_source(f->source, 1000, 81, hex);
-	install_logging_sync(f, true, old_path, sizeof(old_path));
-	assert_int_equal(node_upload(f->session, &request, NULL, &err), 0);
-	assert_int_equal(setenv("PATH", old_path, 1), 0);
-
-	read_sync_log(f, &log);
+	upload_with_logging_sync(f, true, true, &log);
 	snprintf(expected, sizeof(expected), "-- %s\n\n-- %s/\n\n", f->part, f->dir);
 	assert_string_equal(buf_str(&log), expected);
-	assert_file_sha256(f->destination, hex);
 	buf_release(&log);
-	free(data);
 }
 
 static void test_no_sync_unless_asked(void **state)
 {
 	struct fixture *f = *state;
-	struct node_upload request = {
-		.source_path = f->source,
-		.destination = f->destination,
-		.mode = 0640,
-	};
-	struct node_error err = { "" };
-	char old_path[4096], log_path[128], hex[65];
-	unsigned char *data;
+	struct buf log = BUF_INIT(1 << 16);
 
-	remove_outputs(f);
-	data = write_source(f->source, 1000, 82, hex);
-	install_logging_sync(f, false, old_path, sizeof(old_path));
-	assert_int_equal(node_upload(f->session, &request, NULL, &err), 0);
-	assert_int_equal(setenv("PATH", old_path, 1), 0);
-
-	snprintf(log_path, sizeof(log_path), "%s/sync.log", f->dir);
-	assert_int_equal(access(log_path, F_OK), -1);
-	assert_file_sha256(f->destination, hex);
-	free(data);
+	upload_with_logging_sync(f, false, false, &log);
+	assert_string_equal(buf_str(&log), "none");
+	buf_release(&log);
 }
 
 int main(void)
