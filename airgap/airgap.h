@@ -105,12 +105,12 @@ struct bundle_input {
 };
 
 /*
- * Checks that a bundle may be written at output: nothing exists there, or
- * a regular file other than the inputs (compared by st_dev and st_ino;
- * inputs that do not exist are skipped). A symbolic link, folder,
- * device, FIFO or socket at output is rejected (see file_check_output()).
- * Reports why, naming the path, and returns MLB_EINPUT; other lstat()
- * failures are reported with their -errno.
+ * Checks that a bundle may be written at output. Nothing may exist there,
+ * or only a regular file that differs from every input, compared by st_dev
+ * and st_ino (inputs that do not exist are skipped). A symbolic link,
+ * folder, device, FIFO or socket at output is rejected, as
+ * file_check_output() does. A rejection is reported naming the path and
+ * returns MLB_EINPUT. Other lstat() failures return their -errno.
  */
 int bundle_check_output(const char *output, const struct bundle_input *inputs, size_t count,
 			struct bundle_report *report);

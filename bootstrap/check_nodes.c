@@ -266,7 +266,7 @@ int check_nodes(struct check_state *state)
 		if (outcomes[i].result == MLB_EDENIED)
 			denied++;
 	}
-	/* A rejected host key or user key needs the operator's decision: it wins over a host down. */
+	/* A rejected host key or user key needs the operator's decision, so it wins over a host down. */
 	if (r == 0 && denied > 0)
 		r = MLB_EDENIED;
 	else if (r == 0 && unreachable > 0)

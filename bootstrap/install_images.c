@@ -1065,7 +1065,7 @@ static int binaries_task(const struct node_host *host, size_t index, void *argum
 		upload.expected_sha256 = expected;
 		upload.destination = destination;
 		upload.mode = 0755;
-		/* The journal will say this step is done: the binary must survive a power cut. */
+		/* The journal records this step as done next, so the binary must survive a power cut. */
 		upload.sync = true;
 		r = node_upload(session, &upload, &stats, err);
 		if (r == 0) {

@@ -1199,8 +1199,12 @@ int preflight_nodes(const struct config *config, const struct preflight_nodes_op
 		goto out;
 	log_info("node checks: %zu host%s in %lld ms, %zu unreachable", count, count == 1 ? "" : "s",
 		 (long long)(monotonic_ms() - started), unreachable);
-	/* A rejected host key or user key needs the operator's decision: it wins over a host down. */
-	r = denied > 0 ? MLB_EDENIED : unreachable > 0 ? MLB_EUNREACHABLE : 0;
+	/* A rejected host key or user key needs the operator's decision, so it wins over a host down. */
+	r = 0;
+	if (denied > 0)
+		r = MLB_EDENIED;
+	else if (unreachable > 0)
+		r = MLB_EUNREACHABLE;
 out:
 	for (size_t i = 0; hosts && i < count; i++)
 		node_host_release(&hosts[i]);

@@ -13,13 +13,17 @@
  *   --bastion-address ADDR --bastion-port N --bastion-user USER
  *   --bastion-key FILE --bastion-host-key FP --bastion-known-hosts FILE
  *
- * Global options: --accept-new-host-keys, --parallel N, --connect-timeout MS,
- * --command-timeout MS, --mode OCTAL, --sha256 HEX (upload: the expected
- * digest, as install passes it from the bundle index), --upload-streams N
- * (upload: sessions per large file; 0, the default, lets the node module
- * choose), --sync (upload: flush the file to disk on the node, as install
- * does for binaries), --raw (run on one host: print only its stdout), -v
- * (debug log).
+ * Global options:
+ *   --accept-new-host-keys, --parallel N, --connect-timeout MS,
+ *   --command-timeout MS, --mode OCTAL
+ *   --sha256 HEX          upload: the expected digest, as install passes it
+ *                         from the bundle index
+ *   --upload-streams N    upload: sessions per large file (0, the default,
+ *                         lets the node module choose)
+ *   --sync                upload: flush the file to disk on the node, as
+ *                         install does for binaries
+ *   --raw                 run on one host: print only its stdout
+ *   -v                    debug log
  *
  * Output: "run" prints "--- NAME exit=N" and the captured stdout for each
  * host (or only the stdout with --raw). "upload" prints one line per host:

@@ -2,13 +2,15 @@
 # The bundle commands end to end through the mlboot binary: keygen, build
 # from the fixture catalog, verify, inspect (text and JSON), unpack, and
 # the exit statuses for the common mistakes (0 success, 2 usage, 3 invalid
-# input, 4 integrity). Also checks that two builds give identical bytes and
-# that GNU tar and sha256sum accept the bundle as an ordinary tar; that no
-# output replaces an input or anything but a regular file (keys, catalog,
-# sources, FIFOs, links, folders, device nodes are left as they were);
-# that missing inputs exit 3; and that an unpack interrupted by SIGINT,
-# SIGTERM or SIGHUP leaves nothing, while one killed by SIGKILL is cleaned
-# up by the next.
+# input, 4 integrity). Also checks these:
+#   - two builds give identical bytes;
+#   - GNU tar and sha256sum accept the bundle as an ordinary tar;
+#   - no output replaces an input or anything but a regular file (keys,
+#     catalog, sources, FIFOs, links, folders and device nodes are left as
+#     they were);
+#   - missing inputs exit 3;
+#   - an unpack interrupted by SIGINT, SIGTERM or SIGHUP leaves nothing,
+#     and the next unpack cleans up after one killed by SIGKILL.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"

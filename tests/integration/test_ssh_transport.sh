@@ -12,9 +12,10 @@
 # node3 unreachable directly), a missing exit status, a command time limit,
 # an upload cut mid-way by a TCP proxy and resumed, and hostile file names
 # uploaded and listed back byte for byte. Uploads of 64 MiB or more go over
-# two sessions: covered are their content and session count, a cut of one
-# session then a resume, a wrong expected digest, a second session that
-# reaches another host and must fail its host key check, and the bastion.
+# two sessions. For them the test covers content and session count, a cut
+# of one session then a resume, and a wrong expected digest. It also covers
+# a second session that reaches another host and must fail its host key
+# check, and the bastion.
 #
 # Exit status: 0 pass, 77 skip (not root, or no namespaces here), 1 fail.
 # It runs a testbed of its own (prefix mlbssh) on 198.18.0.0/24, so it

@@ -5,7 +5,7 @@ Usage: loopback-proxy.py PORT LOG
 
 It writes each request line (for example "CONNECT 127.0.0.1:6443
 HTTP/1.1") to LOG. It opens a tunnel when the target is 127.0.0.1 and
-answers 403 Forbidden to anything else. A test can so show that a client
+returns 403 Forbidden for anything else. A test can so show that a client
 sends its traffic through the proxy it was given, and that nothing leaves
 this machine. It writes its port to LOG.ready once it listens.
 """
